@@ -1,0 +1,51 @@
+# Two commands: `make run` (the whole stack) and `make test` (every test).
+# Each installs what it needs on the first run and skips it on the next.
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+PY_STAMP := $(VENV)/.installed
+WEB_STAMP := web/node_modules/.installed
+WEB_BUILD := web/dist/index.html
+WEB_SOURCES := $(shell find web/src web/index.html web/vite.config.ts web/tsconfig.json -type f 2>/dev/null)
+
+.PHONY: run test test-python test-web deps system web bench lint clean
+
+run: deps system web
+	$(BIN)/tickwire up
+
+test: deps web
+	tools/ensure-system.sh redis-server chromium nginx
+	$(BIN)/pytest
+	cd web && npm test --silent
+
+bench: deps system
+	$(BIN)/tickwire bench
+
+deps: $(PY_STAMP)
+
+$(PY_STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements.lock
+	$(BIN)/pip install -q --no-deps -e .
+	touch $@
+
+system:
+	tools/ensure-system.sh redis-server
+
+web: $(WEB_BUILD)
+
+$(WEB_STAMP): web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund
+	touch $@
+
+$(WEB_BUILD): $(WEB_STAMP) $(WEB_SOURCES)
+	cd web && npm run build
+
+lint: deps
+	$(BIN)/ruff check services ingest gateway tests
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) web/node_modules web/dist .tickwire

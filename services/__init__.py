@@ -1,0 +1,1 @@
+"""Runtime shared by Tickwire's services: settings, wire protocol, subjects, connections."""

@@ -1,0 +1,100 @@
+"""Connections to the backends as async context managers, and the JetStream stream ensured.
+
+NATS is set to reconnect forever (nats.py gives up after 60 attempts by default) with a
+bounded pending buffer: while disconnected, publishes queue up to ``nats_pending_bytes``
+and past it raise ``OutboundBufferLimitError``, which the caller treats as "retry later".
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import nats
+import redis.asyncio as aioredis
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig, StreamInfo
+from nats.js.errors import NotFoundError
+
+from services.settings import BusSettings
+
+log = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def open_redis(url: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.from_url(url, decode_responses=False, health_check_interval=10)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@asynccontextmanager
+async def open_nats(bus: BusSettings, name: str) -> AsyncIterator[NATS]:
+    """A NATS connection that reconnects forever and logs each state change once."""
+
+    async def disconnected() -> None:
+        log.warning("nats: disconnected")
+
+    async def reconnected() -> None:
+        log.info("nats: reconnected to %s", nc.connected_url.netloc if nc.connected_url else "?")
+
+    async def error(exc: Exception) -> None:
+        log.warning("nats: %s", exc or type(exc).__name__)
+
+    async def closed() -> None:
+        log.info("nats: closed")
+
+    nc = await nats.connect(
+        bus.nats_url,
+        name=name,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+        connect_timeout=2,
+        allow_reconnect=True,
+        pending_size=bus.nats_pending_bytes,
+        disconnected_cb=disconnected,
+        reconnected_cb=reconnected,
+        error_cb=error,
+        closed_cb=closed,
+    )
+    try:
+        yield nc
+    finally:
+        if not nc.is_closed:
+            await nc.drain()
+
+
+def stream_config(bus: BusSettings) -> StreamConfig:
+    return StreamConfig(
+        name=bus.stream,
+        subjects=[f"{bus.subject_prefix}.>"],
+        retention=RetentionPolicy.LIMITS,
+        discard=DiscardPolicy.OLD,
+        max_age=bus.retention_seconds or None,
+        max_msgs=bus.retention_messages,
+        duplicate_window=bus.duplicate_window,
+        storage=StorageType.FILE if bus.storage == "file" else StorageType.MEMORY,
+        allow_direct=True,
+    )
+
+
+async def ensure_stream(js: JetStreamContext, bus: BusSettings) -> StreamInfo:
+    """Create stream MD, or update it to the configured limits; return its info."""
+    config = stream_config(bus)
+    try:
+        await js.stream_info(bus.stream)
+    except NotFoundError:
+        info = await js.add_stream(config)
+        log.info("jetstream: created stream %s", bus.stream)
+        return info
+    return await js.update_stream(config)
+
+
+def epoch_of(info: StreamInfo) -> str:
+    """Names a stream's lifetime: its creation time, which changes when it is recreated."""
+    created = info.created
+    return format(int(created.timestamp() * 1_000_000), "x") if created else "0"

@@ -1,0 +1,193 @@
+"""Settings: one frozen object per service, built once from the environment.
+
+Every variable has a safe default for local use. ``from_env`` takes the environ as a
+mapping so tests pass a dict; only ``services.cli`` hands it ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+class SettingsError(ValueError):
+    """A variable is set to something unusable; the message names it."""
+
+
+def _get(env: Mapping[str, str], name: str, default: T, parse: Callable[[str], T]) -> T:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return parse(raw.strip())
+    except (ValueError, TypeError) as exc:
+        raise SettingsError(f"{name}={raw!r}: {exc}") from None
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError("must be a positive integer")
+    return value
+
+
+def _non_negative_float(raw: str) -> float:
+    value = float(raw)
+    if value < 0:
+        raise ValueError("must be >= 0")
+    return value
+
+
+def _bool(raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _csv(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _storage(raw: str) -> str:
+    if raw not in ("file", "memory"):
+        raise ValueError("must be 'file' or 'memory'")
+    return raw
+
+
+def _default_node() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class BusSettings:
+    """Where the backends are and how the JetStream stream is shaped (shared by all)."""
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    nats_url: str = "nats://127.0.0.1:4222"
+    stream: str = "MD"
+    subject_prefix: str = "md"
+    retention_seconds: float = 3600.0
+    retention_messages: int = 1_000_000
+    duplicate_window: float = 120.0
+    storage: str = "file"
+    nats_pending_bytes: int = 8 * 1024 * 1024
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> BusSettings:
+        d = cls()
+        return cls(
+            redis_url=_get(env, "REDIS_URL", d.redis_url, str),
+            nats_url=_get(env, "NATS_URL", d.nats_url, str),
+            stream=_get(env, "TICKWIRE_JS_STREAM", d.stream, str),
+            retention_seconds=_get(env, "TICKWIRE_RETENTION_SECONDS", d.retention_seconds, _non_negative_float),
+            retention_messages=_get(env, "TICKWIRE_RETENTION_MESSAGES", d.retention_messages, _positive_int),
+            duplicate_window=_get(env, "TICKWIRE_DUPLICATE_WINDOW", d.duplicate_window, _non_negative_float),
+            storage=_get(env, "TICKWIRE_STORAGE", d.storage, _storage),
+            nats_pending_bytes=_get(env, "TICKWIRE_NATS_PENDING_BYTES", d.nats_pending_bytes, _positive_int),
+        )
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    """The Redis → JetStream bridge."""
+
+    bus: BusSettings = field(default_factory=BusSettings)
+    streams: str = "md:*"
+    group: str = "tickwire"
+    replica: str = field(default_factory=_default_node)
+    batch: int = 500
+    block_ms: int = 1000
+    lease_ttl: float = 5.0
+    rescan_interval: float = 2.0
+    dead_letter_stream: str = "tickwire:dead"
+    max_payload: int = 1024 * 1024
+    metrics_port: int = 0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> IngestSettings:
+        d = cls(replica="")
+        return cls(
+            bus=BusSettings.from_env(env),
+            streams=_get(env, "TICKWIRE_STREAMS", d.streams, str),
+            group=_get(env, "TICKWIRE_GROUP", d.group, str),
+            replica=_get(env, "TICKWIRE_REPLICA", _default_node(), str),
+            batch=_get(env, "TICKWIRE_INGEST_BATCH", d.batch, _positive_int),
+            block_ms=_get(env, "TICKWIRE_INGEST_BLOCK_MS", d.block_ms, _positive_int),
+            lease_ttl=_get(env, "TICKWIRE_LEASE_TTL", d.lease_ttl, _non_negative_float),
+            rescan_interval=_get(env, "TICKWIRE_RESCAN_INTERVAL", d.rescan_interval, _non_negative_float),
+            dead_letter_stream=_get(env, "TICKWIRE_DEAD_LETTER_STREAM", d.dead_letter_stream, str),
+            max_payload=_get(env, "TICKWIRE_MAX_PAYLOAD", d.max_payload, _positive_int),
+            metrics_port=_get(env, "TICKWIRE_INGEST_METRICS_PORT", d.metrics_port, int),
+        )
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    """One gateway replica."""
+
+    bus: BusSettings = field(default_factory=BusSettings)
+    host: str = "127.0.0.1"
+    port: int = 8080
+    node: str = field(default_factory=_default_node)
+    heartbeat: float = 15.0
+    replay_buffer: int = 200_000
+    max_connections: int = 10_000
+    max_subscriptions: int = 128
+    max_frame_bytes: int = 64 * 1024
+    outbox_bytes: int = 4 * 1024 * 1024
+    outbox_messages: int = 20_000
+    batch_max: int = 256
+    web_dir: str = ""
+    allowed_origins: tuple[str, ...] = ()
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> GatewaySettings:
+        d = cls(node="")
+        return cls(
+            bus=BusSettings.from_env(env),
+            host=_get(env, "TICKWIRE_HOST", d.host, str),
+            port=_get(env, "TICKWIRE_PORT", d.port, int),
+            node=_get(env, "TICKWIRE_NODE", _default_node(), str),
+            heartbeat=_get(env, "TICKWIRE_HEARTBEAT", d.heartbeat, _non_negative_float),
+            replay_buffer=_get(env, "TICKWIRE_REPLAY_BUFFER", d.replay_buffer, _positive_int),
+            max_connections=_get(env, "TICKWIRE_MAX_CONNECTIONS", d.max_connections, _positive_int),
+            max_subscriptions=_get(env, "TICKWIRE_MAX_SUBSCRIPTIONS", d.max_subscriptions, _positive_int),
+            max_frame_bytes=_get(env, "TICKWIRE_MAX_FRAME_BYTES", d.max_frame_bytes, _positive_int),
+            outbox_bytes=_get(env, "TICKWIRE_OUTBOX_BYTES", d.outbox_bytes, _positive_int),
+            outbox_messages=_get(env, "TICKWIRE_OUTBOX_MESSAGES", d.outbox_messages, _positive_int),
+            batch_max=_get(env, "TICKWIRE_BATCH_MAX", d.batch_max, _positive_int),
+            web_dir=_get(env, "TICKWIRE_WEB_DIR", d.web_dir, str),
+            allowed_origins=_get(env, "TICKWIRE_ALLOWED_ORIGINS", d.allowed_origins, _csv),
+        )
+
+
+@dataclass(frozen=True)
+class SimulatorSettings:
+    """The market simulator (a producer)."""
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    symbols: int = 50
+    rate: float = 500.0
+    maxlen: int = 100_000
+    trade_ratio: float = 0.2
+    seed: int | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> SimulatorSettings:
+        d = cls()
+        return cls(
+            redis_url=_get(env, "REDIS_URL", d.redis_url, str),
+            symbols=_get(env, "TICKWIRE_SIM_SYMBOLS", d.symbols, _positive_int),
+            rate=_get(env, "TICKWIRE_SIM_RATE", d.rate, _non_negative_float),
+            maxlen=_get(env, "TICKWIRE_SIM_MAXLEN", d.maxlen, _positive_int),
+            trade_ratio=_get(env, "TICKWIRE_SIM_TRADE_RATIO", d.trade_ratio, _non_negative_float),
+            seed=_get(env, "TICKWIRE_SIM_SEED", d.seed, int),
+        )
