@@ -55,8 +55,9 @@ def _dispatch(args: argparse.Namespace, env: dict[str, str]) -> int:
     if args.command == "up":
         from services.supervisor import Supervisor, UpOptions
 
-        options = UpOptions(gateways=args.gateways, first_port=args.port, simulator=not args.no_simulator,
-                            state_dir=args.state_dir)
+        options = UpOptions(
+            gateways=args.gateways, first_port=args.port, simulator=not args.no_simulator, state_dir=args.state_dir
+        )
         return asyncio.run(Supervisor(options, env).run())
     if args.command == "ingest":
         from ingest.service import run as run_ingest

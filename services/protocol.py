@@ -8,6 +8,7 @@ is shared by every connection that receives it.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -167,7 +168,7 @@ def _auth(frame: dict[str, Any]) -> Auth:
     return Auth(token)
 
 
-_PARSERS = {
+_PARSERS: dict[str, Callable[[dict[str, Any]], ClientFrame]] = {
     "subscribe": _subscribe,
     "unsubscribe": lambda f: Unsubscribe(_topics(f)),
     "ping": _ping,
@@ -188,8 +189,7 @@ def parse_client_frame(text: str | bytes) -> ClientFrame:
     parser = _PARSERS.get(kind) if isinstance(kind, str) else None
     if parser is None:
         raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown frame type {str(kind)[:40]!r}")
-    result: ClientFrame = parser(frame)
-    return result
+    return parser(frame)
 
 
 # ---- server → client -------------------------------------------------------------
@@ -200,13 +200,13 @@ def _dump(obj: dict[str, Any]) -> str:
 
 
 def welcome(session: str, node: str, heartbeat: float) -> str:
-    return _dump({"type": "welcome", "protocol": PROTOCOL_VERSION, "session": session, "node": node,
-                  "heartbeat": heartbeat})
+    return _dump(
+        {"type": "welcome", "protocol": PROTOCOL_VERSION, "session": session, "node": node, "heartbeat": heartbeat}
+    )
 
 
 def subscribed(topics: tuple[str, ...], seq: int, epoch: str, recovered: bool) -> str:
-    return _dump({"type": "subscribed", "topics": list(topics), "seq": seq, "epoch": epoch,
-                  "recovered": recovered})
+    return _dump({"type": "subscribed", "topics": list(topics), "seq": seq, "epoch": epoch, "recovered": recovered})
 
 
 def unsubscribed(topics: tuple[str, ...]) -> str:
@@ -225,8 +225,15 @@ def gap(topic: str, reason: str) -> str:
     return _dump({"type": "gap", "topic": topic, "reason": reason})
 
 
-def msg(topic: str, seq: int, entry_id: str, ts: int, data: bytes,
-        trace: str | None = None, hops: dict[str, int] | None = None) -> str:
+def msg(
+    topic: str,
+    seq: int,
+    entry_id: str,
+    ts: int,
+    data: bytes,
+    trace: str | None = None,
+    hops: dict[str, int] | None = None,
+) -> str:
     """One ``msg`` object. ``data`` is already-JSON bytes, spliced in without re-encoding."""
     head = orjson.dumps({"type": "msg", "topic": topic, "seq": seq, "id": entry_id, "ts": ts})
     if trace is not None:

@@ -6,7 +6,7 @@ import asyncio
 import os
 import shutil
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +14,7 @@ import pytest
 
 from services.settings import BusSettings
 from tests.servers import Server, nats_server, redis_server
+from tests.stack import Services
 
 
 @dataclass(frozen=True)
@@ -54,8 +55,7 @@ def shared_backend_urls() -> Iterator[tuple[str, str] | None]:
     from testcontainers.redis import RedisContainer
 
     with RedisContainer("redis:7") as redis, NatsContainer("nats:2.11").with_command("-js") as nats:
-        yield (f"redis://{redis.get_container_host_ip()}:{redis.get_exposed_port(6379)}",
-               nats.nats_uri())
+        yield (f"redis://{redis.get_container_host_ip()}:{redis.get_exposed_port(6379)}", nats.nats_uri())
 
 
 async def _reset_shared(redis_url: str, nats_url: str) -> None:
@@ -97,3 +97,13 @@ def backend(request: pytest.FixtureRequest, shared_backend_urls: tuple[str, str]
     redis_url, nats_url = shared_backend_urls
     asyncio.run(_reset_shared(redis_url, nats_url))
     yield Backend(redis_url, nats_url)
+
+
+@pytest.fixture
+def services(backend: Backend, tmp_path: Path) -> Iterator[Services]:
+    """Tickwire services as child processes against this test's backend; all stopped after."""
+    running = Services(backend.env(), tmp_path)
+    try:
+        yield running
+    finally:
+        running.stop_all()

@@ -1,0 +1,53 @@
+"""Producer helper: append one entry to a Redis stream the way Tickwire reads it.
+
+    async with open_redis(url) as redis:
+        await add_entry(redis, "ticks", {"bid": 1.0}, symbol="AAPL")
+
+The entry carries the origin time ``ts`` (µs) and, when the current span is sampled,
+its W3C ``traceparent`` so the trace continues through ingest and the gateway.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+
+from services.hops import now_us
+
+
+def stream_key(channel: str) -> str:
+    return f"md:{channel}"
+
+
+def entry_fields(
+    data: Any, symbol: str | None = None, ts: int | None = None, trace: dict[str, str] | None = None
+) -> dict[str, str | bytes]:
+    """The field map of one entry: ``data`` as JSON, ``ts`` in µs, optional routing and trace."""
+    fields: dict[str, str | bytes] = {"data": orjson.dumps(data), "ts": str(ts if ts is not None else now_us())}
+    if symbol:
+        fields["symbol"] = symbol
+    if trace:
+        fields.update(trace)
+    return fields
+
+
+async def add_entry(
+    redis: aioredis.Redis,
+    channel: str,
+    data: Any,
+    *,
+    symbol: str | None = None,
+    ts: int | None = None,
+    trace: dict[str, str] | None = None,
+    maxlen: int | None = None,
+) -> str:
+    """XADD one entry to ``md:<channel>``; returns its entry ID."""
+    entry_id = await redis.xadd(
+        stream_key(channel),
+        entry_fields(data, symbol, ts, trace),  # type: ignore[arg-type]
+        maxlen=maxlen,
+        approximate=True,
+    )
+    return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)

@@ -1,0 +1,194 @@
+"""``tickwire up``: the whole stack on one machine, each service its own child process.
+
+Starts redis-server and nats-server (JetStream) in a local state folder unless
+``REDIS_URL``/``NATS_URL`` are given, then ingest, the gateway replicas and the
+simulator. A child that dies is reported and restarted with backoff, as a pod would be.
+Ctrl-C (or SIGTERM) stops everything in reverse order, gateways first, and leaves no
+process behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from services.lifecycle import stop_on_signals
+from services.localservers import free_port, nats_argv, port_in_use, redis_argv
+
+log = logging.getLogger("tickwire.up")
+
+STOP_TIMEOUT = 15.0
+RESTART_BACKOFF_MAX = 10.0
+WEB_DIST = Path(__file__).resolve().parent.parent / "web" / "dist"
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    gateways: int = 1
+    first_port: int = 8080
+    simulator: bool = True
+    state_dir: str = ".tickwire"
+
+
+@dataclass
+class Child:
+    """One supervised process: its command line, environment and restart history."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    port: int | None = None
+    quiet: bool = False  # servers log to a file in the state folder, services to the terminal
+    restarts: int = 0
+    proc: asyncio.subprocess.Process | None = field(default=None, repr=False)
+
+    async def start(self, log_dir: Path) -> None:
+        with open(log_dir / f"{self.name}.log", "ab") as out:  # noqa: ASYNC230 - a local file, instant
+            sink = out if self.quiet else None
+            # Own session: Ctrl-C reaches only the supervisor, which stops children in order.
+            self.proc = await asyncio.create_subprocess_exec(
+                *self.argv, env=self.env, stdout=sink, stderr=sink, start_new_session=True
+            )
+
+    async def stop(self) -> None:
+        proc = self.proc
+        if proc is None or proc.returncode is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), STOP_TIMEOUT)
+        except TimeoutError:
+            log.warning("%s did not stop within %.0fs: killing it", self.name, STOP_TIMEOUT)
+            proc.kill()
+            await proc.wait()
+
+
+class Supervisor:
+    def __init__(self, options: UpOptions, env: dict[str, str]) -> None:
+        self.options = options
+        self.env = env
+        self.state = Path(options.state_dir).resolve()
+        self.children: list[Child] = []
+        self.stop = asyncio.Event()
+
+    def _tickwire(self, name: str, *args: str, port: int | None = None, **extra: str) -> Child:
+        env = {**self.env, **extra}
+        return Child(name, [sys.executable, "-m", "services.cli", *args], env, port)
+
+    async def _backends(self) -> list[Child]:
+        """Local redis/nats children for whichever URL the environment does not give."""
+        servers = []
+        if not self.env.get("REDIS_URL"):
+            port = free_port()
+            (self.state / "redis").mkdir(parents=True, exist_ok=True)
+            servers.append(
+                Child("redis-server", redis_argv(port, self.state / "redis"), dict(self.env), port, quiet=True)
+            )
+            self.env["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
+        if not self.env.get("NATS_URL"):
+            port = free_port()
+            (self.state / "nats").mkdir(parents=True, exist_ok=True)
+            servers.append(Child("nats-server", nats_argv(port, self.state / "nats"), dict(self.env), port, quiet=True))
+            self.env["NATS_URL"] = f"nats://127.0.0.1:{port}"
+        return servers
+
+    def _services(self) -> list[Child]:
+        web = {"TICKWIRE_WEB_DIR": str(WEB_DIST)} if "TICKWIRE_WEB_DIR" not in self.env else {}
+        children = [self._tickwire("ingest", "ingest")]
+        for i in range(self.options.gateways):
+            port = self.options.first_port + i
+            children.append(
+                self._tickwire(
+                    f"gateway-{i + 1}", "gateway", "--port", str(port), port=port, TICKWIRE_NODE=f"gw-{i + 1}", **web
+                )
+            )
+        if self.options.simulator:
+            children.append(self._tickwire("simulator", "simulate"))
+        return children
+
+    async def run(self) -> int:
+        busy = [
+            p for p in range(self.options.first_port, self.options.first_port + self.options.gateways) if port_in_use(p)
+        ]
+        if busy:
+            log.error("port(s) %s already in use: stop what listens there or pass --port", busy)
+            return 1
+        self.state.mkdir(parents=True, exist_ok=True)
+        with stop_on_signals(self.stop):
+            try:
+                servers = await self._backends()
+                for child in servers:
+                    await self._start(child)
+                    await self._await_port(child)
+                for child in self._services():
+                    await self._start(child)
+                self._announce()
+                await self._watch()
+            finally:
+                await self._stop_all()
+        return 0
+
+    async def _start(self, child: Child) -> None:
+        await child.start(self.state)
+        if child not in self.children:
+            self.children.append(child)
+        log.info("started %s (pid %s)", child.name, child.proc.pid if child.proc else "?")
+
+    async def _await_port(self, child: Child) -> None:
+        assert child.port is not None and child.proc is not None
+        async with asyncio.timeout(15):
+            while not port_in_use(child.port):
+                if child.proc.returncode is not None:
+                    raise RuntimeError(f"{child.name} exited with {child.proc.returncode}; see {self.state}")
+                await asyncio.sleep(0.05)
+
+    def _announce(self) -> None:
+        gateways = [c for c in self.children if c.name.startswith("gateway")]
+        lines = [f"  dashboard  http://127.0.0.1:{gateways[0].port}/" if gateways else ""]
+        lines += [f"  {c.name:<10} ws://127.0.0.1:{c.port}/ws" for c in gateways]
+        lines += [
+            f"  redis      {self.env['REDIS_URL']}",
+            f"  nats       {self.env['NATS_URL']}",
+            f"  state      {self.state}",
+            "  Ctrl-C stops everything.",
+        ]
+        log.info("Tickwire is up:\n%s", "\n".join(line for line in lines if line))
+
+    async def _watch(self) -> None:
+        """Until stop: report any child that exits and restart it with backoff."""
+        while not self.stop.is_set():
+            waits = {asyncio.ensure_future(c.proc.wait()): c for c in self.children if c.proc}
+            stopper = asyncio.ensure_future(self.stop.wait())
+            done, pending = await asyncio.wait([*waits, stopper], return_when=asyncio.FIRST_COMPLETED)
+            for fut in pending:
+                fut.cancel()
+            if self.stop.is_set():
+                return
+            for fut in done:
+                child = waits.get(fut)
+                if child is None:
+                    continue
+                child.restarts += 1
+                delay = min(RESTART_BACKOFF_MAX, 0.5 * 2**child.restarts)
+                log.error(
+                    "%s exited with code %s; restarting in %.1fs (restart %d)",
+                    child.name,
+                    fut.result(),
+                    delay,
+                    child.restarts,
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stop.wait(), delay)
+                if not self.stop.is_set():
+                    await self._start(child)
+
+    async def _stop_all(self) -> None:
+        # Reverse start order: simulator and gateways first, the backends last.
+        for child in reversed(self.children):
+            await child.stop()
+        log.info("stopped; pids %s are gone", [c.proc.pid for c in self.children if c.proc])

@@ -1,0 +1,126 @@
+"""Tickwire's own services as real child processes, for integration and fault tests.
+
+Every process is started with ``python -m services.cli``, waited on by an observable
+signal (a port that answers, ``/readyz`` turning 200) and stopped by PID.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from services.localservers import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Service:
+    """One ``tickwire <command>`` child process."""
+
+    name: str
+    args: list[str]
+    env: dict[str, str]
+    log_path: Path
+    port: int | None = None
+    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    def start(self) -> Service:
+        env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "services.cli", *self.args],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    async def ready(self, within: float = 20.0) -> None:
+        """Until ``/readyz`` answers 200 (gateways) — fails fast if the process exits."""
+        assert self.port is not None
+        async with httpx.AsyncClient() as http, asyncio.timeout(within):
+            while True:
+                if not self.alive:
+                    raise RuntimeError(
+                        f"{self.name} exited ({self.proc and self.proc.returncode}):\n{self.log()[-3000:]}"
+                    )
+                try:
+                    if (await http.get(f"{self.url}/readyz", timeout=1)).status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.05)
+
+    def send(self, sig: int) -> None:
+        if self.alive:
+            assert self.proc is not None
+            self.proc.send_signal(sig)
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+class Services:
+    """Starts services against one backend and stops every one of them at the end."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+        self.env = env
+        self.log_dir = log_dir
+        self.started: list[Service] = []
+
+    def _service(self, name: str, args: list[str], port: int | None, extra: dict[str, str]) -> Service:
+        service = Service(name, args, {**self.env, **extra}, self.log_dir / f"{name}.log", port)
+        self.started.append(service)
+        return service.start()
+
+    def ingest(self, replica: str = "ingest-1", **extra: str) -> Service:
+        return self._service(replica, ["ingest"], None, {"TICKWIRE_REPLICA": replica, **extra})
+
+    def gateway(self, node: str = "gw-1", port: int | None = None, **extra: str) -> Service:
+        port = port or free_port()
+        return self._service(node, ["gateway", "--port", str(port)], port, {"TICKWIRE_NODE": node, **extra})
+
+    def stop_all(self) -> None:
+        for service in reversed(self.started):
+            service.stop(timeout=10)

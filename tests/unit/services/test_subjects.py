@@ -1,0 +1,79 @@
+"""Stream ↔ subject ↔ topic mapping, sanitising and NATS wildcard matching."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from services.subjects import (
+    TopicError,
+    channel_of,
+    matches,
+    pattern_within,
+    sanitize_token,
+    subject_for,
+    topic_of,
+    validate_pattern,
+)
+
+
+def test_stream_entry_maps_to_subject_and_topic() -> None:
+    subject = subject_for("md", channel_of("md:ticks"), "AAPL")
+    assert subject == "md.ticks.AAPL"
+    assert topic_of(subject) == "ticks.AAPL"
+    assert subject_for("md", "ticks", None) == "md.ticks"
+
+
+@pytest.mark.parametrize(
+    ("raw", "token"),
+    [("BRK.B", "BRK_B"), ("a*b", "a_b"), ("x>y", "x_y"), (" sp ace ", "sp_ace"), ("", "_"), ("a\tb\nc", "a_b_c")],
+)
+def test_sanitize_removes_what_nats_gives_meaning_to(raw: str, token: str) -> None:
+    assert sanitize_token(raw) == token
+
+
+@given(st.text(max_size=40))
+def test_sanitized_token_is_always_one_safe_token(raw: str) -> None:
+    token = sanitize_token(raw)
+    assert token
+    assert not any(c in token for c in ".*>") and not any(c.isspace() for c in token)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "topic", "expected"),
+    [
+        ("ticks.AAPL", "ticks.AAPL", True),
+        ("ticks.AAPL", "ticks.MSFT", False),
+        ("ticks.*", "ticks.AAPL", True),
+        ("ticks.*", "ticks", False),
+        ("ticks.*", "ticks.A.B", False),
+        ("ticks.>", "ticks.A.B", True),
+        ("ticks.>", "ticks", False),
+        (">", "trades.X", True),
+        ("*.AAPL", "trades.AAPL", True),
+    ],
+)
+def test_wildcards_follow_nats(pattern: str, topic: str, expected: bool) -> None:
+    assert matches(pattern, topic) is expected
+
+
+@pytest.mark.parametrize("bad", ["", "a..b", "ticks.>.x", "a b", "x" * 300, 7, None, "ti*cks"])
+def test_invalid_patterns_are_refused(bad: object) -> None:
+    with pytest.raises(TopicError):
+        validate_pattern(bad)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "grant", "within"),
+    [
+        ("ticks.AAPL", "ticks.*", True),
+        ("ticks.*", "ticks.>", True),
+        ("ticks.>", "ticks.*", False),
+        (">", "ticks.>", False),
+        ("ticks.*", "ticks.AAPL", False),
+        ("ticks.AAPL", "ticks.AAPL", True),
+    ],
+)
+def test_pattern_within_grant(pattern: str, grant: str, within: bool) -> None:
+    assert pattern_within(pattern, grant) is within
