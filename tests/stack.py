@@ -6,7 +6,6 @@ signal (a port that answers, ``/readyz`` turning 200) and stopped by PID.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
@@ -17,6 +16,7 @@ from pathlib import Path
 import httpx
 
 from services.localservers import free_port
+from tests.waiting import eventually
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,20 +65,19 @@ class Service:
         return self.log_path.read_text(errors="replace")
 
     async def ready(self, within: float = 20.0) -> None:
-        """Until ``/readyz`` answers 200 (gateways) — fails fast if the process exits."""
-        assert self.port is not None
-        async with httpx.AsyncClient() as http, asyncio.timeout(within):
-            while True:
+        """Until ``/readyz`` answers 200 (gateways); fails at once if the process exits."""
+        async with httpx.AsyncClient() as http:
+
+            async def answered() -> bool:
                 if not self.alive:
-                    raise RuntimeError(
-                        f"{self.name} exited ({self.proc and self.proc.returncode}):\n{self.log()[-3000:]}"
-                    )
+                    code = self.proc.returncode if self.proc else None
+                    raise RuntimeError(f"{self.name} exited ({code}):\n{self.log()[-3000:]}")
                 try:
-                    if (await http.get(f"{self.url}/readyz", timeout=1)).status_code == 200:
-                        return
+                    return (await http.get(f"{self.url}/readyz", timeout=1)).status_code == 200
                 except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.05)
+                    return False
+
+            await eventually(answered, within, every=0.05, what=f"{self.name} ready")
 
     def send(self, sig: int) -> None:
         if self.alive:
