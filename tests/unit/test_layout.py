@@ -1,0 +1,49 @@
+"""Project rules a reviewer would otherwise check by hand."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def imported_packages(package: str) -> set[str]:
+    found = set()
+    for path in (ROOT / package).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found.add(node.module.split(".")[0])
+    return found
+
+
+def test_services_do_not_import_each_other() -> None:
+    """services imports neither ingest nor gateway (except the CLI's dispatch);
+    ingest and gateway never import each other."""
+    assert "gateway" not in imported_packages("ingest")
+    assert "ingest" not in imported_packages("gateway")
+    shared = set()
+    for path in (ROOT / "services").glob("*.py"):
+        if path.name != "cli.py":
+            shared |= {n for n in ("ingest", "gateway") if f"from {n}" in path.read_text()}
+    assert shared == set()
+
+
+def setting_names() -> set[str]:
+    tree = ast.parse((ROOT / "services" / "settings.py").read_text())
+    return {
+        node.args[1].value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and getattr(node.func, "id", None) == "_get"
+        and isinstance(node.args[1], ast.Constant)
+    }
+
+
+def test_every_setting_is_documented_in_the_readme() -> None:
+    readme = (ROOT / "README.md").read_text()
+    names = setting_names()
+    assert len(names) > 20
+    assert sorted(n for n in names if f"`{n}`" not in readme) == []
