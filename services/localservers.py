@@ -11,6 +11,7 @@ import socket
 import sys
 import sysconfig
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -25,11 +26,11 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
         return s.connect_ex((host, port)) == 0
 
 
-def wait_for_port(port: int, timeout: float = 15.0, alive: object = None) -> None:
+def wait_for_port(port: int, timeout: float = 15.0, alive: Callable[[], bool] | None = None) -> None:
     """Until a TCP connect to 127.0.0.1:port succeeds; ``alive()`` false aborts early."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if callable(alive) and not alive():
+        if alive is not None and not alive():
             raise RuntimeError(f"process exited before listening on port {port}")
         if port_in_use(port):
             return

@@ -1,0 +1,131 @@
+"""What the deploy files are checked against: the code's own names, read without importing it.
+
+The environment variables a service reads are the names in ``_get(env, "NAME", …)`` and
+``env.get("NAME")`` calls in ``services/``, ``ingest/`` and ``gateway/`` (found with ``ast``),
+plus the OpenTelemetry SDK's standard ``OTEL_*`` variables. The subcommands are the
+``add_parser("…")`` calls in ``services/cli.py``.
+"""
+
+from __future__ import annotations
+
+import ast
+import shutil
+import subprocess
+import tomllib
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S_VERSION = "1.32.0"  # a version kubernetes-validate 1.37 ships schemas for
+OVERLAYS = ("dev", "prod")
+
+# Read by the gateway once draining and auth land (issue notes); accepted here meanwhile.
+# test_pending_names reports each one as xfail until the code reads it.
+PENDING_ENV = frozenset({"TICKWIRE_AUTH", "TICKWIRE_JWT_SECRET", "TICKWIRE_DRAIN_GRACE", "TICKWIRE_DRAIN_WINDOW"})
+
+# Secrets that only compose another variable's value through $(NAME) in Kubernetes.
+CREDENTIAL_PARTS = frozenset({"REDIS_PASSWORD", "NATS_USER", "NATS_PASSWORD"})
+
+# What the drain needs after the last close: uvicorn's shutdown, NATS drain, telemetry flush.
+DRAIN_MARGIN_SECONDS = 5.0
+
+
+def _python_files() -> list[Path]:
+    return [p for pkg in ("services", "ingest", "gateway") for p in sorted((ROOT / pkg).rglob("*.py"))]
+
+
+@cache
+def env_names_read_by_code() -> frozenset[str]:
+    names: set[str] = set()
+    for path in _python_files():
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            is_get = isinstance(func, ast.Name) and func.id == "_get" and len(node.args) >= 2
+            is_env_get = (
+                isinstance(func, ast.Attribute)
+                and func.attr == "get"
+                and node.args
+                and isinstance(func.value, ast.Name)
+                and func.value.id in ("env", "environ", "environment")
+            )
+            arg = node.args[1] if is_get else (node.args[0] if is_env_get else None)
+            if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                names.add(arg.value)
+    return frozenset(names)
+
+
+@cache
+def otel_standard_names() -> frozenset[str]:
+    import opentelemetry.environment_variables as api_env
+    import opentelemetry.sdk.environment_variables as sdk_env
+
+    return frozenset(n for mod in (api_env, sdk_env) for n in dir(mod) if n.startswith("OTEL_"))
+
+
+def allowed_env_names() -> frozenset[str]:
+    return env_names_read_by_code() | otel_standard_names() | PENDING_ENV
+
+
+@cache
+def cli_subcommands() -> frozenset[str]:
+    tree = ast.parse((ROOT / "services" / "cli.py").read_text(encoding="utf-8"))
+    found = set()
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "add_parser"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+        ):
+            found.add(node.args[0].value)
+    return frozenset(found)
+
+
+def console_scripts() -> dict[str, str]:
+    with (ROOT / "pyproject.toml").open("rb") as f:
+        return dict(tomllib.load(f)["project"]["scripts"])
+
+
+def kubectl() -> str | None:
+    return shutil.which("kubectl")
+
+
+@cache
+def render_overlay(overlay: str) -> tuple[dict[str, Any], ...]:
+    """The overlay as `kubectl kustomize` renders it (offline), one dict per object."""
+    exe = kubectl()
+    assert exe is not None
+    out = subprocess.run(
+        [exe, "kustomize", str(ROOT / "k8s" / "overlays" / overlay)], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, f"kubectl kustomize k8s/overlays/{overlay} failed:\n{out.stderr}"
+    return tuple(d for d in yaml.safe_load_all(out.stdout) if d)
+
+
+def load_compose() -> dict[str, Any]:
+    with (ROOT / "docker-compose.yml").open(encoding="utf-8") as f:
+        data = yaml.safe_load(f)
+    assert isinstance(data, dict)
+    return data
+
+
+def seconds(value: str | int | float) -> float:
+    """'25s', '1m30s', 45 → seconds (compose durations and plain numbers)."""
+    if isinstance(value, int | float):
+        return float(value)
+    total, number = 0.0, ""
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0}
+    for ch in value.strip():
+        if ch.isdigit() or ch == ".":
+            number += ch
+        else:
+            total += float(number) * units[ch]
+            number = ""
+    return total + (float(number) if number else 0.0)
