@@ -1,0 +1,1 @@
+"""The gateway: one JetStream ordered consumer per process, fanned out to WebSocket clients."""

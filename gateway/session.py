@@ -1,0 +1,155 @@
+"""One client connection: subscription state and a bounded outbox drained by a writer.
+
+The feed loop never waits for a client: ``deliver`` appends the shared frame to the outbox
+and returns. A client that does not read lets its outbox grow to ``outbox_messages`` or
+``outbox_bytes``; past either bound the session is closed with 4008 (slow consumer) and its
+outbox dropped, so memory stays bounded and nothing is lost silently (the client resumes
+with ``since``). The writer sends one ``msg`` or one ``batch`` of up to ``batch_max``
+messages per flush, so a client that falls a little behind catches up in fewer frames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from gateway.message import Message
+from services import protocol
+from services.protocol import CloseCode
+from services.subjects import matches
+
+log = logging.getLogger(__name__)
+
+
+class SessionState(enum.Enum):
+    OPEN = "open"
+    CLOSING = "closing"  # a close was decided; the handler sends the close frame
+    CLOSED = "closed"
+
+
+_ALLOWED = {
+    SessionState.OPEN: {SessionState.CLOSING, SessionState.CLOSED},
+    SessionState.CLOSING: {SessionState.CLOSED},
+    SessionState.CLOSED: set(),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxLimits:
+    messages: int
+    bytes: int
+    batch_max: int
+
+
+class Session:
+    def __init__(self, session_id: str, limits: OutboxLimits) -> None:
+        self.id = session_id
+        self.limits = limits
+        self.state = SessionState.OPEN
+        # pattern → stream head when it went live: messages above it reach the client live.
+        self.patterns: dict[str, int] = {}
+        self.close_code: int = CloseCode.NORMAL
+        self.close_reason = ""
+        self.closing = asyncio.Event()
+        self._outbox: deque[tuple[str, bool]] = deque()  # (frame, is a msg that may be batched)
+        self._bytes = 0
+        self._wake = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+
+    def __repr__(self) -> str:
+        return f"Session({self.id}, {self.state.value}, {len(self.patterns)} patterns)"
+
+    # ---- state ---------------------------------------------------------------------
+
+    def _move(self, to: SessionState) -> None:
+        if to not in _ALLOWED[self.state]:
+            raise RuntimeError(f"session {self.id}: {self.state.value} → {to.value} is not allowed")
+        self.state = to
+
+    def close(self, code: int, reason: str = "") -> None:
+        """Ask for the connection to be closed with ``code`` (idempotent)."""
+        if self.state is not SessionState.OPEN:
+            return
+        self._move(SessionState.CLOSING)
+        self.close_code, self.close_reason = code, reason
+        self._outbox.clear()
+        self._bytes = 0
+        self.closing.set()
+        self._wake.set()
+        self._room.set()
+
+    def closed(self) -> None:
+        """The connection is gone."""
+        if self.state is not SessionState.CLOSED:
+            self._move(SessionState.CLOSED)
+        self.closing.set()
+        self._wake.set()
+        self._room.set()
+
+    # ---- subscriptions -------------------------------------------------------------
+
+    def already_live(self, message: Message) -> bool:
+        """True when a live pattern of this session delivers (or delivered) ``message``."""
+        return any(message.seq > since and matches(pattern, message.topic)
+                   for pattern, since in self.patterns.items())
+
+    # ---- outbox --------------------------------------------------------------------
+
+    def deliver(self, message: Message) -> None:
+        self._push(message.frame, not message.is_gap)
+
+    def send(self, frame: str) -> None:
+        """Queue a control frame (``subscribed``, ``pong``, ``error``…) in order with messages."""
+        self._push(frame, False)
+
+    @property
+    def queued(self) -> int:
+        return len(self._outbox)
+
+    def _push(self, frame: str, batchable: bool) -> None:
+        if self.state is not SessionState.OPEN:
+            return
+        self._outbox.append((frame, batchable))
+        self._bytes += len(frame)
+        if len(self._outbox) > self.limits.messages or self._bytes > self.limits.bytes:
+            log.info("session %s: slow consumer (%d frames, %d bytes queued): closing 4008",
+                     self.id, len(self._outbox), self._bytes)
+            self.close(CloseCode.SLOW_CONSUMER, "slow consumer")
+            return
+        if self._room.is_set() and self._above_half():
+            self._room.clear()
+        self._wake.set()
+
+    def _above_half(self) -> bool:
+        return len(self._outbox) > self.limits.messages // 2 or self._bytes > self.limits.bytes // 2
+
+    async def wait_room(self) -> None:
+        """Until the outbox is at most half full: catch-up reads pace themselves on it."""
+        await self._room.wait()
+
+    def _take(self) -> str:
+        frame, batchable = self._outbox.popleft()
+        self._bytes -= len(frame)
+        if not batchable or not self._outbox or not self._outbox[0][1]:
+            return frame
+        frames = [frame]
+        while self._outbox and self._outbox[0][1] and len(frames) < self.limits.batch_max:
+            more, _ = self._outbox.popleft()
+            self._bytes -= len(more)
+            frames.append(more)
+        return protocol.batch(frames)
+
+    async def write_loop(self, send: Callable[[str], Awaitable[None]]) -> None:
+        """Drain the outbox into ``send`` until the session stops being open."""
+        while self.state is SessionState.OPEN:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._outbox and self.state is SessionState.OPEN:
+                await send(self._take())
+                if not self._room.is_set() and not self._above_half():
+                    self._room.set()

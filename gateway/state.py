@@ -1,0 +1,49 @@
+"""What one gateway process shares between its handlers, built by the app's lifespan."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from nats.aio.client import Client as NATS
+
+from gateway.feed import Feed
+from gateway.hub import Hub
+from gateway.latency import LatencyWindow
+from gateway.session import OutboxLimits, Session
+from gateway.subscribe import Subscriber
+from services.settings import GatewaySettings
+
+
+@dataclass
+class Gateway:
+    settings: GatewaySettings
+    nc: NATS
+    feed: Feed
+    hub: Hub
+    latency: LatencyWindow
+    subscriber: Subscriber
+    sessions: set[Session] = field(default_factory=set)
+    started: float = field(default_factory=time.monotonic)
+    # Set when the process is asked to stop: readiness fails and new connections are refused.
+    draining: bool = False
+
+    @property
+    def limits(self) -> OutboxLimits:
+        s = self.settings
+        return OutboxLimits(s.outbox_messages, s.outbox_bytes, s.batch_max)
+
+    def is_ready(self) -> bool:
+        return self.feed.ready.is_set() and self.nc.is_connected and not self.draining
+
+    async def wait_ready(self) -> bool:
+        """Until the feed has caught up; then whether the replica is ready (callers bound it)."""
+        await self.feed.ready.wait()
+        return self.is_ready()
+
+    def nats_state(self) -> str:
+        if self.nc.is_connected:
+            return "connected"
+        if self.nc.is_reconnecting:
+            return "reconnecting"
+        return "closed" if self.nc.is_closed else "disconnected"

@@ -1,0 +1,80 @@
+"""Batched reads from stream MD by sequence: catch-up and the latest-per-subject snapshot.
+
+JetStream's batched direct get (nats-server ≥ 2.11, stream ``allow_direct``) answers one
+request with up to ``batch`` messages followed by an end-of-batch status (204), so a
+catch-up costs one round trip per batch and no consumer on the server (one consumer per
+client does not scale: nats-server #5609, #4841). nats.py has no helper for the batched
+form, hence the small request loop here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import orjson
+from nats.aio.client import Client as NATS
+
+from gateway.message import Message, from_bus
+
+REPLY_TIMEOUT = 5.0
+
+
+class StoreError(RuntimeError):
+    """JetStream refused or did not answer a read."""
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    messages: list[Message]
+    exhausted: bool  # nothing more matched the filter when the server answered
+
+
+class Store:
+    def __init__(self, nc: NATS, stream: str, prefix: str, concurrency: int = 4) -> None:
+        self._nc = nc
+        self._subject = f"$JS.API.DIRECT.GET.{stream}"
+        self._prefix = prefix
+        # Bounds how many catch-up reads one replica puts on JetStream at a time.
+        self._slots = asyncio.Semaphore(concurrency)
+
+    def filter_for(self, patterns: list[str]) -> str:
+        """One subject filter covering ``patterns`` (the caller still filters each message)."""
+        return f"{self._prefix}.{patterns[0]}" if len(patterns) == 1 else f"{self._prefix}.>"
+
+    async def read_from(self, seq: int, subject_filter: str, batch: int) -> Batch:
+        """Up to ``batch`` messages with seq ≥ ``seq`` on ``subject_filter``, in order."""
+        request = {"seq": max(seq, 1), "batch": batch, "next_by_subj": subject_filter}
+        return await self._request(request)
+
+    async def last_per_subject(self, up_to_seq: int) -> list[Message]:
+        """The last message of every subject with seq ≤ ``up_to_seq``, in seq order."""
+        if up_to_seq <= 0:
+            return []
+        request = {"multi_last": [f"{self._prefix}.>"], "up_to_seq": up_to_seq}
+        return (await self._request(request)).messages
+
+    async def _request(self, request: dict[str, object]) -> Batch:
+        async with self._slots:
+            inbox = self._nc.new_inbox()
+            sub = await self._nc.subscribe(inbox)
+            try:
+                await self._nc.publish(self._subject, orjson.dumps(request), reply=inbox)
+                messages: list[Message] = []
+                while True:
+                    try:
+                        reply = await sub.next_msg(timeout=REPLY_TIMEOUT)
+                    except TimeoutError:
+                        raise StoreError(f"no answer to {request}") from None
+                    headers = reply.headers or {}
+                    status = headers.get("Status")
+                    if status == "204":  # end of batch
+                        return Batch(messages, headers.get("Nats-Num-Pending") == "0")
+                    if status == "404":  # nothing (more) matches
+                        return Batch(messages, True)
+                    if status is not None:
+                        raise StoreError(f"direct get {request}: {status} {headers.get('Description', '')}")
+                    messages.append(from_bus(int(headers["Nats-Sequence"]), headers["Nats-Subject"],
+                                             headers, reply.data))
+            finally:
+                await sub.unsubscribe()

@@ -1,0 +1,147 @@
+"""Adding subscriptions to a session: snapshot, or resume from ``since`` without gap or duplicate.
+
+The rule that keeps a resume exact: a pattern goes live in the same synchronous step (no
+``await`` in between) that finds nothing left to replay below the head. Replay advances a
+cursor through JetStream (older than the ring), then the ring, in chunks; between chunks it
+may await (outbox room, JetStream) while the feed moves on, and the next chunk picks up at
+the cursor wherever that now is. Messages a live pattern of the session already delivers
+are skipped, so a connection gets each seq once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gateway.feed import Feed
+from gateway.hub import Hub
+from gateway.message import Message
+from gateway.session import Session, SessionState
+from gateway.store import StoreError
+from services import protocol
+from services.protocol import ErrorCode, ProtocolError, Subscribe
+from services.subjects import matches
+
+log = logging.getLogger(__name__)
+
+CHUNK = 512  # ring entries scanned / JetStream messages read per step
+AHEAD_WAIT = 5.0  # how long a since ahead of this replica (but stored) may wait for it
+
+
+@dataclass
+class Subscriber:
+    feed: Feed
+    hub: Hub
+    max_subscriptions: int
+
+    async def subscribe(self, session: Session, frame: Subscribe) -> None:
+        """Serve one ``subscribe`` frame; raise ProtocolError to refuse it."""
+        new = [t for t in frame.topics if t not in session.patterns]
+        if len(session.patterns) + len(new) > self.max_subscriptions:
+            raise ProtocolError(ErrorCode.TOO_MANY_SUBSCRIPTIONS,
+                                f"at most {self.max_subscriptions} subscriptions per connection")
+        resume = {t: s for t in frame.topics if (s := frame.since_for(t)) is not None}
+        fresh = [t for t in frame.topics if t not in resume]
+        recovered = True
+        if resume:
+            if frame.epoch is not None and frame.epoch != self.feed.epoch:
+                recovered = False
+            else:
+                await self._await_since(max(resume.values()))
+                recovered = await self._retained(min(resume.values()))
+            if not recovered:
+                fresh, resume = list(frame.topics), {}
+        # subscribed, snapshot and going live happen in one step: nothing comes between.
+        session.send(protocol.subscribed(frame.topics, self.feed.head, self.feed.epoch, recovered))
+        self._snapshot(session, fresh)
+        if resume:
+            await self._resume(session, resume)
+
+    def unsubscribe(self, session: Session, topics: tuple[str, ...]) -> None:
+        for topic in topics:
+            if session.patterns.pop(topic, None) is not None:
+                self.hub.remove(session, topic)
+
+    def drop(self, session: Session) -> None:
+        self.unsubscribe(session, tuple(session.patterns))
+
+    async def _await_since(self, since: int) -> None:
+        if since <= self.feed.head:
+            return
+        # The client may come from a replica further ahead: believe it if JetStream does.
+        last = (await self.feed.stream_state()).last_seq
+        if since > last:
+            raise ProtocolError(ErrorCode.BAD_SINCE, f"since {since} is beyond the stream's last seq {last}")
+        try:
+            async with asyncio.timeout(AHEAD_WAIT):
+                await self.feed.wait_head(since)
+        except TimeoutError:
+            raise ProtocolError(ErrorCode.UNAVAILABLE,
+                                f"this replica has not reached seq {since} yet; retry") from None
+
+    async def _retained(self, since: int) -> bool:
+        if since + 1 >= self.feed.first_seq():
+            return True
+        return since + 1 >= (await self.feed.stream_state()).first_seq
+
+    def _go_live(self, session: Session, topics: list[str] | dict[str, int]) -> None:
+        for topic in topics:
+            if topic not in session.patterns:
+                session.patterns[topic] = self.feed.head
+                self.hub.add(session, topic)
+
+    def _snapshot(self, session: Session, topics: list[str]) -> None:
+        if not topics:
+            return
+        latest = sorted((m for m in self.feed.latest.values()
+                         if any(matches(t, m.topic) for t in topics) and not session.already_live(m)),
+                        key=lambda m: m.seq)
+        self._go_live(session, topics)
+        for message in latest:
+            session.deliver(message)
+
+    async def _resume(self, session: Session, since: dict[str, int]) -> None:
+        cursor = min(since.values())
+        subject_filter = self.feed.store.filter_for(list(since))
+
+        def wanted(m: Message) -> bool:
+            return (any(m.seq > s and matches(t, m.topic) for t, s in since.items())
+                    and not session.already_live(m))
+
+        while session.state is SessionState.OPEN:
+            ring, first = self.feed.ring, self.feed.first_seq()
+            if cursor + 1 >= first:
+                start = ring.index_after(cursor)
+                if start >= len(ring):
+                    self._go_live(session, since)
+                    return
+                end = min(len(ring), start + CHUNK)
+                for i in range(start, end):
+                    if wanted(ring[i]):
+                        session.deliver(ring[i])
+                cursor = ring[end - 1].seq
+            else:
+                cursor = await self._read_store(session, cursor, subject_filter, wanted)
+            await session.wait_room()
+
+    async def _read_store(self, session: Session, cursor: int, subject_filter: str,
+                          wanted: Callable[[Message], bool]) -> int:
+        """Deliver the next batch older than the ring from JetStream; return the new cursor."""
+        head_before = self.feed.head  # everything up to here was stored before the request
+        try:
+            batch = await self.feed.store.read_from(cursor + 1, subject_filter, CHUNK)
+        except StoreError as exc:
+            log.warning("session %s: catch-up read failed: %s", session.id, exc)
+            raise ProtocolError(ErrorCode.UNAVAILABLE, "catch-up from the stream failed; retry") from None
+        first = self.feed.first_seq()  # the ring may have moved on while we waited
+        for message in batch.messages:
+            if message.seq >= first:
+                return first - 1
+            if wanted(message):
+                session.deliver(message)
+            cursor = message.seq
+        if batch.exhausted:
+            return max(cursor, min(first - 1, head_before))
+        return cursor

@@ -1,0 +1,142 @@
+"""``GET /ws``: protocol v1 over WebSocket (docs/protocol.md).
+
+Per connection: a reader (this handler's loop) parsing client frames and a writer task
+draining the session's outbox; both are owned by a TaskGroup and end together when the
+session is closing, whoever decided it (client gone, slow consumer, internal error).
+Every server frame, including replies to client frames, goes through the outbox so
+replies keep their order with the messages around them.
+
+Binary frames get an ``error`` frame (bad_request) and the connection stays open: the
+protocol is text only, and refusing one frame is enough to tell a confused client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Any
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from gateway.session import Session, SessionState
+from gateway.state import Gateway
+from services import protocol
+from services.hops import now_us
+from services.protocol import (
+    Auth,
+    ClientFrame,
+    CloseCode,
+    ErrorCode,
+    Ping,
+    ProtocolError,
+    Report,
+    Subscribe,
+    Unsubscribe,
+    parse_client_frame,
+)
+
+log = logging.getLogger(__name__)
+
+SUBPROTOCOL = "tickwire.v1"
+READY_WAIT = 5.0  # a client arriving while the feed catches up waits this long, then 1013
+CLOSE_TIMEOUT = 5.0  # a close frame a client does not read in time: the socket is aborted
+ABORT_EXTENSION = "tickwire.abort"  # scope extension set by gateway.server's protocol class
+
+
+async def websocket_endpoint(websocket: WebSocket) -> None:
+    gateway: Gateway = websocket.app.state.gateway
+    offered = websocket.scope.get("subprotocols", [])
+    await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
+    # Accept first so that the refusal is a close code the client understands (closing
+    # before accept would be a bare HTTP 403).
+    if gateway.draining:
+        await _close(websocket, CloseCode.RESTART, "draining")
+        return
+    if len(gateway.sessions) >= gateway.settings.max_connections:
+        await _close(websocket, CloseCode.TRY_AGAIN, "replica full")
+        return
+    try:
+        async with asyncio.timeout(READY_WAIT):
+            ready = await gateway.wait_ready()
+    except TimeoutError:
+        ready = False
+    if not ready:
+        await _close(websocket, CloseCode.TRY_AGAIN, "replica not ready")
+        return
+    session = Session(uuid.uuid4().hex[:16], gateway.limits)
+    gateway.sessions.add(session)
+    session.send(protocol.welcome(session.id, gateway.settings.node, gateway.settings.heartbeat))
+    try:
+        await _run(websocket, session, gateway)
+    finally:
+        gateway.subscriber.drop(session)
+        gateway.sessions.discard(session)
+    if session.state is SessionState.CLOSING:
+        await _close(websocket, session.close_code, session.close_reason)
+    session.closed()
+
+
+async def _run(websocket: WebSocket, session: Session, gateway: Gateway) -> None:
+    try:
+        async with asyncio.TaskGroup() as tasks:
+            writer = tasks.create_task(session.write_loop(websocket.send_text))
+            reader = tasks.create_task(_read_loop(websocket, session, gateway))
+            await session.closing.wait()
+            # The writer may be parked on a socket the client does not read: stop it so the
+            # close frame can be sent (or the socket aborted) now.
+            writer.cancel()
+            reader.cancel()
+    except* WebSocketDisconnect:
+        session.closed()
+    except* Exception:
+        log.exception("session %s: internal error", session.id)
+        session.close(CloseCode.INTERNAL, "internal error")
+
+
+async def _read_loop(websocket: WebSocket, session: Session, gateway: Gateway) -> None:
+    logged_bad_input = False
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            session.closed()
+            return
+        try:
+            text = message.get("text")
+            if text is None:
+                raise ProtocolError(ErrorCode.BAD_REQUEST, "binary frames are not supported: send JSON text")
+            await _handle(parse_client_frame(text), session, gateway)
+        except ProtocolError as exc:
+            if not logged_bad_input:  # once per connection: a flood must not flood the log
+                log.info("session %s: refused frame: %s %s", session.id, exc.code.value, exc.message)
+                logged_bad_input = True
+            session.send(protocol.error(exc.code, exc.message))
+
+
+async def _handle(frame: ClientFrame, session: Session, gateway: Gateway) -> None:
+    if isinstance(frame, Subscribe):
+        await gateway.subscriber.subscribe(session, frame)
+    elif isinstance(frame, Unsubscribe):
+        gateway.subscriber.unsubscribe(session, frame.topics)
+        session.send(protocol.unsubscribed(frame.topics))
+    elif isinstance(frame, Ping):
+        session.send(protocol.pong(frame.id, now_us()))
+    elif isinstance(frame, Report):
+        # Browser receipts close the trace's last hop; recording them is the tracing issue.
+        return
+    elif isinstance(frame, Auth):
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "auth is not enabled on this gateway")
+
+
+async def _close(websocket: WebSocket, code: int, reason: str) -> None:
+    """Send a close frame; if the client does not take it in time, abort the socket."""
+    try:
+        async with asyncio.timeout(CLOSE_TIMEOUT):
+            await websocket.close(code, reason)
+    except TimeoutError:
+        extension: dict[str, Any] | None = websocket.scope.get("extensions", {}).get(ABORT_EXTENSION)
+        if extension is not None:
+            extension["abort"]()
+    except (WebSocketDisconnect, RuntimeError):
+        # Already gone, or already closed by the server (shutdown): nothing left to say.
+        return
