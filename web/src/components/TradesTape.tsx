@@ -1,0 +1,29 @@
+import { clockTime, fixed } from "../format";
+import type { Trade } from "../market/model";
+
+interface Props {
+  trades: readonly Trade[];
+  total: number;
+}
+
+/** The newest trades first; older ones leave the list but stay in the total. */
+export function TradesTape({ trades, total }: Props) {
+  return (
+    <section className="panel tape" aria-labelledby="tape-title">
+      <h2 id="tape-title">
+        Trades <span className="muted">{total.toLocaleString()} total</span>
+      </h2>
+      <ol className="scroll tape-list" data-testid="trades-tape" data-total={total}>
+        {trades.map((trade) => (
+          <li key={trade.key} className={trade.side === "sell" ? "down" : trade.side === "buy" ? "up" : undefined}>
+            <span className="muted">{clockTime(trade.at)}</span>
+            <span className="sym">{trade.symbol}</span>
+            <span>{trade.side ?? ""}</span>
+            <span className="num">{fixed(trade.price)}</span>
+            <span className="num">{trade.size ?? ""}</span>
+          </li>
+        ))}
+      </ol>
+    </section>
+  );
+}

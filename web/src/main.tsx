@@ -1,0 +1,28 @@
+/**
+ * The dashboard's entry: the client, the store and the per-frame buffer are made here, once,
+ * outside React, so re-renders and StrictMode's double effects never open a second connection.
+ */
+
+import { StrictMode } from "react";
+import { createRoot } from "react-dom/client";
+import { App } from "./App";
+import { TickwireClient } from "./client";
+import { readPageConfig } from "./config";
+import { FrameBuffer } from "./market/frameBuffer";
+import { MarketStore } from "./market/store";
+import "./styles.css";
+
+const config = readPageConfig(window.location);
+const client = new TickwireClient({ urls: config.gateways, topics: config.topics, transport: config.transport });
+const store = new MarketStore();
+const buffer = new FrameBuffer((msgs) => store.apply(msgs, Date.now()));
+client.on("message", (msg) => buffer.push(msg));
+client.start();
+
+const root = document.getElementById("root");
+if (!root) throw new Error("index.html has no #root");
+createRoot(root).render(
+  <StrictMode>
+    <App client={client} store={store} latencyUrl={new URL("api/latency", document.baseURI).toString()} />
+  </StrictMode>,
+);
