@@ -1,0 +1,144 @@
+"""One Redis stream entry → one JetStream message (subject, payload, headers), or a rejection.
+
+Pure functions: no I/O, no clock (the caller passes the read time), so every rule of the
+entry format in design §1 is unit-tested here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import orjson
+
+from services.envelope import ENTRY_ID, MSG_ID, ORIGIN_TS, PUBLISH_TS, READ_TS, TRACEPARENT, TRACESTATE, msg_id
+from services.hops import entry_id_us
+from services.subjects import channel_of, subject_for
+
+EntryKey = tuple[int, int]
+Fields = Mapping[bytes, bytes]
+
+SYMBOL = b"symbol"
+DATA = b"data"
+TS = b"ts"
+# Fields that steer routing or tracing and so never appear in a flat-field document.
+RESERVED = frozenset({SYMBOL, DATA, TS, TRACEPARENT.encode(), TRACESTATE.encode()})
+
+NOT_JSON = "data is not JSON"
+TOO_LARGE = "too large"
+
+# W3C trace context headers are short printable ASCII; anything else could break the NATS
+# header block (CR/LF injection) and is dropped rather than forwarded.
+_MAX_TRACE_HEADER = 512
+# Room for Tw-Pub, which the bridge stamps after mapping, in the header-size estimate.
+_PUBLISH_TS_ROOM = len(PUBLISH_TS) + 4 + 20
+_NATS_HEADER_LINE = len(b"NATS/1.0\r\n\r\n")
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """What the bridge publishes for one entry (it adds Tw-Pub at publish time)."""
+
+    entry_id: str
+    subject: str
+    payload: bytes
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """An entry that can never be published: it goes to the dead-letter stream."""
+
+    entry_id: str
+    reason: str
+
+
+def entry_key(entry_id: str) -> EntryKey:
+    """``"1764433200123-7"`` → ``(1764433200123, 7)``: entry IDs compare as int pairs, not strings."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def format_key(key: EntryKey) -> str:
+    return f"{key[0]}-{key[1]}"
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", errors="replace")
+
+
+def _origin_us(fields: Fields, entry_id: str) -> int:
+    raw = fields.get(TS)
+    if raw is not None:
+        try:
+            value = int(raw)
+        except ValueError:
+            value = -1
+        if value >= 0:
+            return value
+    # No usable ts: the entry ID's millisecond part is the origin time (design §1).
+    return entry_id_us(entry_id)
+
+
+def _trace_value(raw: bytes | None) -> str | None:
+    if raw is None or len(raw) > _MAX_TRACE_HEADER:
+        return None
+    if not all(0x20 <= byte < 0x7F for byte in raw):
+        return None
+    value = raw.decode("ascii").strip()
+    return value or None
+
+
+def _data(fields: Fields) -> bytes | None:
+    """The payload as compact JSON, or None when ``data`` is present but not JSON."""
+    raw = fields.get(DATA)
+    if raw is None:
+        flat = {_text(k): _text(v) for k, v in fields.items() if k not in RESERVED}
+        return orjson.dumps(flat)
+    try:
+        return orjson.dumps(orjson.loads(raw))
+    except orjson.JSONDecodeError:
+        return None
+
+
+def headers_size(headers: Mapping[str, str]) -> int:
+    """Bytes the header block takes on the wire (NATS counts it against max_payload)."""
+    return _NATS_HEADER_LINE + sum(len(k.encode()) + len(v.encode()) + 4 for k, v in headers.items())
+
+
+def map_entry(
+    stream_key: str,
+    entry_id: str,
+    fields: Fields,
+    *,
+    prefix: str,
+    read_us: int,
+    max_payload: int,
+    max_message: int,
+) -> Message | Rejected:
+    """Map one entry read from ``stream_key``.
+
+    ``max_payload`` bounds the payload (Tickwire's setting); ``max_message`` bounds payload
+    plus headers (the NATS server's max_payload, which counts both).
+    """
+    payload = _data(fields)
+    if payload is None:
+        return Rejected(entry_id, NOT_JSON)
+    symbol_raw = fields.get(SYMBOL)
+    symbol = _text(symbol_raw).strip() if symbol_raw is not None else None
+    headers = {
+        MSG_ID: msg_id(stream_key, entry_id),
+        ENTRY_ID: entry_id,
+        ORIGIN_TS: str(_origin_us(fields, entry_id)),
+        READ_TS: str(read_us),
+    }
+    traceparent = _trace_value(fields.get(TRACEPARENT.encode()))
+    if traceparent is not None:
+        headers[TRACEPARENT] = traceparent
+        # tracestate means nothing without the traceparent it belongs to (W3C trace context).
+        tracestate = _trace_value(fields.get(TRACESTATE.encode()))
+        if tracestate is not None:
+            headers[TRACESTATE] = tracestate
+    if len(payload) > max_payload or len(payload) + headers_size(headers) + _PUBLISH_TS_ROOM > max_message:
+        return Rejected(entry_id, TOO_LARGE)
+    return Message(entry_id, subject_for(prefix, channel_of(stream_key), symbol), payload, headers)

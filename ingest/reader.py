@@ -1,0 +1,117 @@
+"""Reading one Redis stream through the consumer group: pending entries first, then new ones.
+
+All replicas share one consumer name per stream (``bridge``): only the lease holder reads,
+so the pending list is exactly what earlier holders read and did not acknowledge. New
+entries are claimed (``>``) by a Lua script that checks the lease in the same atomic step:
+a replica that lost its lease cannot move entries into the pending list after the new
+holder has re-read it, which would strand them until the next takeover.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from ingest.leases import LeaseLost, lease_key
+
+CONSUMER = "bridge"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One entry as read; empty ``fields`` means it was trimmed before anyone read it."""
+
+    id: str
+    fields: dict[bytes, bytes]
+
+    @property
+    def trimmed(self) -> bool:
+        return not self.fields
+
+
+# XREADGROUP cannot BLOCK inside a script, so when nothing is new the script returns the
+# stream's last ID and the reader waits on a plain XREAD from there (no side effects).
+_CLAIM_NEW = """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return false end
+local r = redis.call('XREADGROUP', 'GROUP', ARGV[2], ARGV[3], 'COUNT', ARGV[4], 'STREAMS', KEYS[1], '>')
+if r then return {1, r[1][2]} end
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+if last[1] then return {0, last[1][1]} end
+return {0, '0-0'}
+"""
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
+def _entries(reply: Any) -> list[Entry]:
+    """XREADGROUP's reply for our one stream (RESP2 list or RESP3 dict) as entries."""
+    if not reply:
+        return []
+    per_stream = list(reply.values()) if isinstance(reply, dict) else [entries for _, entries in reply]
+    # redis-py parses a trimmed entry's nil field list to {} (and an unknown ID to None).
+    return [Entry(_text(entry_id), dict(fields or {})) for entry_id, fields in per_stream[0] if entry_id is not None]
+
+
+def _script_entries(raw: list[list[bytes | list[bytes]]]) -> list[Entry]:
+    entries = []
+    for entry_id, flat in raw:
+        assert isinstance(entry_id, bytes) and isinstance(flat, list)
+        entries.append(Entry(entry_id.decode(), dict(zip(flat[::2], flat[1::2], strict=True))))
+    return entries
+
+
+class StreamReader:
+    """XREADGROUP on one stream for the replica holding its lease."""
+
+    def __init__(self, redis: aioredis.Redis, stream: str, *, group: str, replica: str, batch: int,
+                 block_ms: int) -> None:
+        self.redis = redis
+        self.stream = stream
+        self.group = group
+        self.replica = replica
+        self.batch = batch
+        self.block_ms = block_ms
+        self._lease_key = lease_key(stream)
+        self._claim_new = redis.register_script(_CLAIM_NEW)
+
+    async def ensure_group(self) -> None:
+        """Create the group at ID 0 (the whole stream is unread for a new group)."""
+        try:
+            await self.redis.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def pending(self, after: str) -> list[Entry]:
+        """Up to one batch of entries already delivered to the shared consumer, IDs > ``after``."""
+        reply: Any = await self.redis.xreadgroup(self.group, CONSUMER, {self.stream: after}, count=self.batch)
+        return _entries(reply)
+
+    async def new(self) -> list[Entry]:
+        """Up to one batch of never-delivered entries, waiting up to ``block_ms`` for some.
+
+        Raises LeaseLost when the lease is no longer ours.
+        """
+        entries, last_id = await self._claim()
+        if entries:
+            return entries
+        await self.redis.xread({self.stream: last_id}, count=1, block=self.block_ms)
+        entries, _ = await self._claim()
+        return entries
+
+    async def _claim(self) -> tuple[list[Entry], str]:
+        """New entries, or none and the stream's last ID to wait from."""
+        reply = await self._claim_new(
+            keys=[self.stream, self._lease_key], args=[self.replica, self.group, CONSUMER, self.batch]
+        )
+        if reply is None:
+            raise LeaseLost(self.stream)
+        found, value = reply
+        if found:
+            return _script_entries(value), ""
+        return [], _text(value)

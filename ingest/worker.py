@@ -1,0 +1,89 @@
+"""One stream, one lease: re-read the pending list, then bridge new entries until told to stop.
+
+Stopping is either graceful (``stop()``: finish the batch in hand, release the lease) or
+abrupt (the owner cancels the task when the lease is lost: reading stops at once, and the
+pending list keeps whatever was in flight for the next holder).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from redis.exceptions import RedisError
+
+from ingest.bridge import BACKOFF_MAX, BACKOFF_MIN, Bridge, raise_if_cancelled
+from ingest.leases import Lease, LeaseLost, Leases
+from ingest.reader import StreamReader
+
+log = logging.getLogger(__name__)
+
+
+class StreamWorker:
+    """Bridges ``lease.stream`` while the lease is held."""
+
+    def __init__(self, lease: Lease, reader: StreamReader, bridge: Bridge, leases: Leases) -> None:
+        self.lease = lease
+        self.reader = reader
+        self.bridge = bridge
+        self.leases = leases
+        self._stopping = asyncio.Event()
+        self._failing = False  # Redis state, logged on change rather than per retry
+
+    @property
+    def stream(self) -> str:
+        return self.lease.stream
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def stop(self) -> None:
+        """Finish the batch in hand, then release the lease (within ``block_ms`` when idle)."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        delay = BACKOFF_MIN
+        while not self.stopping:
+            try:
+                await self._bridge()
+            except LeaseLost:
+                log.warning("lease on %s lost: stopped reading it", self.stream)
+                return
+            except (RedisError, OSError) as exc:
+                if not self._failing:
+                    log.warning("redis: reading %s failed (%s); retrying", self.stream, exc)
+                    self._failing = True
+                # Interruptible backoff: a stop request must not wait out the delay.
+                try:
+                    async with asyncio.timeout(delay):
+                        await self._stopping.wait()
+                except TimeoutError:
+                    pass
+                delay = min(delay * 2, BACKOFF_MAX)
+        try:
+            await self.leases.release(self.lease)
+            log.info("released %s", self.stream)
+        except (RedisError, OSError) as exc:
+            log.warning("could not release %s (%s): it expires in %.1fs", self.stream, exc, self.leases.ttl)
+
+    async def _bridge(self) -> None:
+        """From the pending list (a former holder's unacknowledged reads) on to new entries."""
+        hwm = await self.bridge.load_hwm(self.stream)
+        await self.reader.ensure_group()
+        if self._failing:
+            self._failing = False
+            log.info("redis: reading %s again", self.stream)
+        cursor = "0"
+        while not self.stopping:
+            entries = await self.reader.pending(cursor)
+            if not entries:
+                break
+            hwm = await self.bridge.handle(self.lease, entries, hwm)
+            raise_if_cancelled()
+            cursor = entries[-1].id
+        while not self.stopping:
+            entries = await self.reader.new()
+            if entries:
+                hwm = await self.bridge.handle(self.lease, entries, hwm)
+            raise_if_cancelled()

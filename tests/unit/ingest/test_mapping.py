@@ -1,0 +1,95 @@
+"""Entry → JetStream message rules (design §1), without servers."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from ingest.mapping import NOT_JSON, TOO_LARGE, Message, Rejected, entry_key, format_key, map_entry
+from services.envelope import ENTRY_ID, MSG_ID, ORIGIN_TS, READ_TS, TRACEPARENT, TRACESTATE
+
+TRACE = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+def mapped(fields: dict[bytes, bytes], *, stream: str = "md:ticks", entry_id: str = "1764433200123-4",
+           max_payload: int = 1 << 20, max_message: int = 1 << 20) -> Message | Rejected:
+    return map_entry(stream, entry_id, fields, prefix="md", read_us=42, max_payload=max_payload,
+                     max_message=max_message)
+
+
+def message(fields: dict[bytes, bytes], **kwargs: str) -> Message:
+    result = mapped(fields, **kwargs)  # type: ignore[arg-type]
+    assert isinstance(result, Message), result
+    return result
+
+
+def test_symbol_routes_to_a_three_token_subject() -> None:
+    msg = message({b"symbol": b"AAPL", b"data": b'{"bid": 1.5}'})
+    assert msg.subject == "md.ticks.AAPL"
+    assert msg.payload == b'{"bid":1.5}'  # compact JSON
+
+
+def test_without_symbol_the_subject_is_the_channel() -> None:
+    assert message({b"data": b"[1, 2]"}).subject == "md.ticks"
+
+
+def test_empty_symbol_counts_as_absent() -> None:
+    assert message({b"symbol": b"  ", b"data": b"1"}).subject == "md.ticks"
+
+
+def test_unsafe_characters_never_reach_the_subject() -> None:
+    msg = message({b"symbol": b"BRK.B *>\t x", b"data": b"{}"}, stream="md:fx.spot")
+    assert msg.subject == "md.fx_spot.BRK_B_x"
+    assert msg.subject.count(".") == 2
+
+
+def test_flat_fields_without_data_become_a_json_object_of_strings() -> None:
+    msg = message({b"symbol": b"AAPL", b"bid": b"1.5", b"ask": b"1.6", b"ts": b"7",
+                   b"traceparent": TRACE, b"tracestate": b"a=b"})
+    assert orjson.loads(msg.payload) == {"bid": "1.5", "ask": "1.6"}
+
+
+def test_data_that_is_not_json_is_rejected() -> None:
+    assert mapped({b"data": b"{nope"}, entry_id="5-0") == Rejected("5-0", NOT_JSON)
+
+
+def test_headers_carry_ids_and_times() -> None:
+    msg = message({b"data": b"{}", b"ts": b"1764433200123456"}, entry_id="1764433200123-4")
+    assert msg.headers == {MSG_ID: "md:ticks:1764433200123-4", ENTRY_ID: "1764433200123-4",
+                           ORIGIN_TS: "1764433200123456", READ_TS: "42"}
+
+
+@pytest.mark.parametrize("ts", [None, b"soon", b"-3"])
+def test_without_a_usable_ts_the_entry_id_gives_the_origin_time(ts: bytes | None) -> None:
+    fields = {b"data": b"{}"} | ({b"ts": ts} if ts is not None else {})
+    assert message(fields, entry_id="1764433200123-4").headers[ORIGIN_TS] == "1764433200123000"
+
+
+def test_trace_context_is_copied() -> None:
+    msg = message({b"data": b"{}", b"traceparent": TRACE, b"tracestate": b"vendor=x"})
+    assert (msg.headers[TRACEPARENT], msg.headers[TRACESTATE]) == (TRACE.decode(), "vendor=x")
+
+
+def test_trace_values_that_could_break_headers_are_dropped() -> None:
+    msg = message({b"data": b"{}", b"traceparent": TRACE + b"\r\nX: y", b"tracestate": b"vendor=x"})
+    assert TRACEPARENT not in msg.headers and TRACESTATE not in msg.headers
+
+
+def test_payload_over_the_setting_is_too_large() -> None:
+    assert mapped({b"data": b'"' + b"x" * 100 + b'"'}, max_payload=100) == Rejected("1764433200123-4", TOO_LARGE)
+
+
+def test_headers_count_against_the_server_limit() -> None:
+    fields = {b"data": b'"' + b"x" * 100 + b'"'}
+    assert isinstance(mapped(fields, max_message=1000), Message)
+    assert mapped(fields, max_message=200) == Rejected("1764433200123-4", TOO_LARGE)
+
+
+@pytest.mark.parametrize(("lower", "higher"), [("9-0", "10-0"), ("5-9", "5-10")])
+def test_entry_ids_compare_as_integer_pairs_where_strings_disagree(lower: str, higher: str) -> None:
+    assert lower > higher  # why the high-water mark must not compare strings
+    assert entry_key(lower) < entry_key(higher)
+
+
+def test_entry_key_round_trips() -> None:
+    assert format_key(entry_key("1764433200123-17")) == "1764433200123-17"
