@@ -8,6 +8,7 @@ Client connections are closed by the server (1012) before the lifespan's shutdow
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,10 +19,12 @@ from gateway.feed import Feed
 from gateway.http import mount_dashboard, router
 from gateway.hub import Hub
 from gateway.latency import LatencyWindow
+from gateway.sse import sse_endpoint
 from gateway.state import Gateway
 from gateway.subscribe import Subscriber
 from gateway.ws import websocket_endpoint
 from services.connections import ensure_stream, open_nats
+from services.protocol import CloseCode
 from services.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
@@ -35,6 +38,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             hub, latency = Hub(), LatencyWindow()
             feed = Feed(nc, settings, hub, latency)
             gateway = Gateway(settings, nc, feed, hub, latency, Subscriber(feed, hub, settings.max_subscriptions))
+            feed.on_new_epoch = functools.partial(gateway.close_all, CloseCode.RESTART, "stream recreated")
             app.state.gateway = gateway
             stop = asyncio.Event()
             async with asyncio.TaskGroup() as tasks:
@@ -50,5 +54,6 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app = FastAPI(title="Tickwire gateway", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.include_router(router)
     app.add_api_websocket_route("/ws", websocket_endpoint)
+    app.add_route("/sse", sse_endpoint, methods=["GET"], include_in_schema=False)
     mount_dashboard(app, settings.web_dir)
     return app

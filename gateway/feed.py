@@ -6,29 +6,42 @@ handed to the hub. At start the consumer begins ``replay_buffer`` messages befor
 so the ring is full from the first client on, and the latest message of every older
 subject is read in one batched request; the feed is ready once it has received the head
 it saw at start.
+
+A watch checks the stream every ``WATCH_INTERVAL``. After a NATS reconnect the consumer is
+recreated from the head + 1 at once (the server may have lost it). When the stream's epoch
+changed (deleted and recreated: sequences restart) the ring and latest are cleared and the
+consumer restarts from the new stream's first seq. nats.py's ordered consumer would instead
+go on from the old head + 1 and skip the new stream's early messages.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import logging
+from collections.abc import Callable
 
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
-from nats.js.api import ConsumerConfig, DeliverPolicy, StreamState
+from nats.errors import Error as NatsError
+from nats.js import JetStreamContext
+from nats.js.api import ConsumerConfig, DeliverPolicy, StreamInfo, StreamState
 
 from gateway.hub import Hub
 from gateway.latency import LatencyWindow
 from gateway.message import Message, from_bus
 from gateway.ring import ReplayRing
-from gateway.store import Store
+from gateway.store import Store, StoreError
 from services.connections import epoch_of
 from services.hops import now_us
 from services.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
+
+WATCH_INTERVAL = 1.0  # seconds between checks of the stream's epoch and the connection
+UNSUBSCRIBE_TIMEOUT = 2.0
 
 
 class Feed:
@@ -48,15 +61,41 @@ class Feed:
         self._target = 0  # the stream head seen at start: ready once received
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._tiebreak = itertools.count()
+        self._sub: JetStreamContext.PushSubscription | None = None
+        self._generation = 0  # bumped per subscription: a replaced one's messages are ignored
+        self._reconnects = 0  # the connection's reconnect count when we last subscribed
+        self._suspect = asyncio.Event()  # wakes the watch before its interval
+        self._trouble: str | None = None
+        # Called when the stream turns out recreated (the app closes every session then).
+        self.on_new_epoch: Callable[[], None] = lambda: None
 
     async def stream_state(self) -> StreamState:
         """The stream's state now, from JetStream (first/last seq as the server knows them)."""
         return (await self._js.stream_info(self._bus.stream)).state
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Consume until ``stop`` is set."""
-        info = await self._js.stream_info(self._bus.stream)
-        self.epoch = epoch_of(info)
+        """Consume until ``stop`` is set, watching for reconnects and a recreated stream."""
+        await self._start(await self._js.stream_info(self._bus.stream))
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self._wake_on(stop))
+                while not stop.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(WATCH_INTERVAL):
+                            await self._suspect.wait()
+                    self._suspect.clear()
+                    if not stop.is_set():
+                        await self._watch()
+        finally:
+            await self._unsubscribe()
+
+    async def _wake_on(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self._suspect.set()
+
+    async def _start(self, info: StreamInfo) -> None:
+        """(Re)start on the stream's current lifetime: latest per subject, then the consumer."""
+        epoch = epoch_of(info)
         first, last = info.state.first_seq, info.state.last_seq
         start = max(first, last - self._settings.replay_buffer + 1, 1)
         self.head = start - 1
@@ -64,25 +103,87 @@ class Feed:
         for message in await self.store.last_per_subject(up_to_seq=start - 1):
             self.latest[message.topic] = message
         log.info("feed: stream %s epoch %s seq %d..%d; replaying from %d, %d older subjects",
-                 self._bus.stream, self.epoch, first, last, start, len(self.latest))
+                 self._bus.stream, epoch, first, last, start, len(self.latest))
         self._check_ready()
-        sub = await self._js.subscribe(
+        await self._subscribe(start)
+        # Last: should any step above fail, the next watch sees the epoch still differ and retries.
+        self.epoch = epoch
+
+    async def _subscribe(self, start: int) -> None:
+        self._generation += 1
+        generation = self._generation
+        self._reconnects = self._nc.stats["reconnects"]
+
+        async def on_msg(msg: Msg) -> None:
+            # A replaced subscription may still deliver what it had in flight: not ours any more.
+            if generation == self._generation:
+                self._on_msg(msg)
+
+        self._sub = await self._js.subscribe(
             f"{self._bus.subject_prefix}.>",
             stream=self._bus.stream,
-            cb=self._on_msg,
+            cb=on_msg,
             ordered_consumer=True,
             deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
             config=ConsumerConfig(opt_start_seq=start),
         )
-        try:
-            await stop.wait()
-        finally:
-            await sub.unsubscribe()
 
-    async def _on_msg(self, msg: Msg) -> None:
+    async def _unsubscribe(self) -> None:
+        self._generation += 1
+        sub, self._sub = self._sub, None
+        if sub is not None and self._nc.is_connected:
+            with contextlib.suppress(NatsError, TimeoutError):
+                async with asyncio.timeout(UNSUBSCRIBE_TIMEOUT):
+                    await sub.unsubscribe()
+
+    async def _watch(self) -> None:
+        """One check: has the stream been recreated, or the connection come back?"""
+        if not self._nc.is_connected:
+            return  # services.connections logs the disconnect; nothing to ask the server now
+        try:
+            info = await self._js.stream_info(self._bus.stream)
+            if epoch_of(info) != self.epoch:
+                await self._new_epoch(info)
+            elif self._nc.stats["reconnects"] != self._reconnects or self._sub is None:
+                # The server may have lost our ephemeral consumer (a restart): nats.py would only
+                # notice after two missed heartbeats (~10 s), so resubscribe from our head now.
+                log.info("feed: resubscribing at seq %d after a reconnect", self.head + 1)
+                await self._unsubscribe()
+                await self._subscribe(self.head + 1)
+        except (NatsError, StoreError, TimeoutError) as exc:
+            self._problem(f"stream {self._bus.stream} unavailable: {exc or type(exc).__name__}")
+            return
+        self._problem(None)
+
+    async def _new_epoch(self, info: StreamInfo) -> None:
+        # The stream was recreated and its sequence restarted: what we hold is of another
+        # lifetime and must not be replayed as if it continued. Connected clients are told to
+        # reconnect; they resume with the old epoch and get recovered:false and a snapshot.
+        log.warning("feed: stream %s recreated, epoch %s → %s: restarting from its first seq",
+                    self._bus.stream, self.epoch, epoch_of(info))
+        await self._unsubscribe()
+        self.ring.clear()
+        self.latest.clear()
+        self.ready.clear()
+        self.on_new_epoch()
+        await self._start(info)
+
+    def _problem(self, problem: str | None) -> None:
+        """Log a watch problem once when it starts and once when it ends."""
+        if problem == self._trouble:
+            return
+        if problem is None:
+            log.info("feed: stream %s available again", self._bus.stream)
+        else:
+            log.warning("feed: %s", problem)
+        self._trouble = problem
+
+    def _on_msg(self, msg: Msg) -> None:
         seq = msg.metadata.sequence.stream
         if seq <= self.head:
-            await self._new_epoch(seq)
+            # Sequences only go back when the stream was recreated: check now, not at the next tick.
+            self._suspect.set()
+            return
         message = from_bus(seq, msg.subject, msg.headers, msg.data, now_us())
         self.ring.append(message)
         if not message.is_gap:
@@ -95,17 +196,6 @@ class Feed:
             self._wake_waiters()
         if not self.ready.is_set():
             self._check_ready()
-
-    async def _new_epoch(self, seq: int) -> None:
-        # Sequences only go back when the stream was recreated: what we hold is of another
-        # lifetime and must not be replayed as if it continued.
-        info = await self._js.stream_info(self._bus.stream)
-        log.warning("feed: seq %d after %d: stream %s recreated, epoch %s → %s",
-                    seq, self.head, self._bus.stream, self.epoch, epoch_of(info))
-        self.epoch = epoch_of(info)
-        self.ring.clear()
-        self.latest.clear()
-        self.head = seq - 1
 
     def _check_ready(self) -> None:
         if self.head >= self._target:

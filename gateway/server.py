@@ -2,18 +2,23 @@
 
 WebSocket settings are the contract's, not uvicorn's permissive defaults (16 MiB frames,
 compression on: facts.md): frames above ``max_frame_bytes`` close with 1009, no
-per-message deflate. ``GatewayServer`` leaves the seam for draining: uvicorn's
-``handle_exit`` closes every WebSocket with 1012 at once, so a drain (readyz 503, grace,
-spread closes) has to start before it; today the hook marks the replica as draining
-(readiness 503, new connections refused) and uvicorn's own shutdown follows.
+per-message deflate.
+
+``GatewayServer`` drains before uvicorn shuts down. uvicorn's own shutdown closes every
+WebSocket with 1012 at once (facts.md), so the signal handler only marks the replica as
+draining (readiness 503, new connections refused) and a task in the server's loop runs the
+drain (gateway.drain: grace, then closes spread over a window); only when it is done does
+uvicorn's shutdown begin. A second SIGTERM/SIGINT stops at once. More than one worker:
+gateway.workers.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import functools
 import logging
 import signal
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from types import FrameType
@@ -23,11 +28,14 @@ import uvicorn
 from fastapi import FastAPI
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import HANDLED_SIGNALS
-from uvicorn.supervisors import Multiprocess
 from websockets.http11 import Request
 
 from gateway.app import create_app
+from gateway.drain import drain
+from gateway.state import Gateway
+from gateway.workers import run_workers
 from gateway.ws import ABORT_EXTENSION
+from services.protocol import CloseCode
 from services.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
@@ -49,9 +57,15 @@ class GatewayWebSocketProtocol(WebSocketsSansIOProtocol):
 
 
 class GatewayServer(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None]) -> None:
+    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
         super().__init__(config)
-        self._on_exit = on_exit
+        self._app = app
+        self._drain_requested = False
+        self._drain: asyncio.Task[None] | None = None
+
+    def _gateway(self) -> Gateway | None:
+        gateway: Gateway | None = getattr(self._app.state, "gateway", None)
+        return gateway
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -68,24 +82,46 @@ class GatewayServer(uvicorn.Server):
                 signal.signal(sig, handler)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        # Runs in the signal handler: only flags may be set here.
-        self._on_exit()
-        super().handle_exit(sig, frame)
-
-
-def mark_draining(app: FastAPI) -> None:
-    gateway = getattr(app.state, "gateway", None)
-    if gateway is not None:
+        # Runs in the signal handler: only flags may be set here; on_tick starts the drain.
+        gateway = self._gateway()
+        if gateway is None or self._drain_requested:
+            # Not started yet, or asked a second time: stop now.
+            super().handle_exit(sig, frame)
+            return
+        self._drain_requested = True
         gateway.draining = True
 
+    async def on_tick(self, counter: int) -> bool:
+        gateway = self._gateway()
+        if self._drain_requested and self._drain is None and gateway is not None:
+            self._drain = asyncio.create_task(self._drain_then_exit(gateway), name="drain")
+        return await super().on_tick(counter)
 
-def config_for(settings: GatewaySettings, app: Callable[..., Any], workers: int = 1) -> uvicorn.Config:
+    async def _drain_then_exit(self, gateway: Gateway) -> None:
+        try:
+            await drain(gateway)
+        finally:
+            self.should_exit = True
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self._drain is not None and not self._drain.done():  # a second signal cut it short
+            self._drain.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._drain
+        gateway = self._gateway()
+        if gateway is not None:
+            # Whatever is left goes now: uvicorn would close WebSockets with 1012 anyway, and
+            # SSE streams only end when their session does.
+            gateway.draining = True
+            gateway.close_all(CloseCode.RESTART, "draining")
+        await super().shutdown(sockets)
+
+
+def config_for(settings: GatewaySettings, app: Callable[..., Any]) -> uvicorn.Config:
     return uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
-        factory=workers > 1,
-        workers=workers,
         loop="uvloop",
         http="h11",
         ws=GatewayWebSocketProtocol,
@@ -100,18 +136,20 @@ def config_for(settings: GatewaySettings, app: Callable[..., Any], workers: int 
     )
 
 
-def serve(settings: GatewaySettings, workers: int = 1) -> int:
-    """Run the gateway until SIGINT/SIGTERM; return the process exit code."""
+def run_server(settings: GatewaySettings, sockets: list[socket.socket] | None = None) -> int:
+    """One GatewayServer in this process until it is stopped; return the exit code."""
     try:
-        if workers > 1:
-            # Worker processes are spawned: they get the picklable factory, not an app.
-            config = config_for(settings, functools.partial(create_app, settings), workers)
-            Multiprocess(config, sockets=[config.bind_socket()]).run()
-            return 0
         app = create_app(settings)
-        GatewayServer(config_for(settings, app), on_exit=functools.partial(mark_draining, app)).run()
+        GatewayServer(config_for(settings, app), app).run(sockets)
     except SystemExit as exc:  # uvicorn exits this way when startup fails
         code = exc.code if isinstance(exc.code, int) else 1
         log.error("gateway: stopped with exit code %d", code)
         return code
     return 0
+
+
+def serve(settings: GatewaySettings, workers: int = 1) -> int:
+    """Run the gateway until SIGINT/SIGTERM; return the process exit code."""
+    if workers > 1:
+        return run_workers(settings, workers, run_server)
+    return run_server(settings)

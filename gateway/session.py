@@ -6,6 +6,13 @@ and returns. A client that does not read lets its outbox grow to ``outbox_messag
 outbox dropped, so memory stays bounded and nothing is lost silently (the client resumes
 with ``since``). The writer sends one ``msg`` or one ``batch`` of up to ``batch_max``
 messages per flush, so a client that falls a little behind catches up in fewer frames.
+
+Conflation (``TICKWIRE_CONFLATE``): once the outbox is above half full, a message on a
+conflated topic replaces the last queued, not yet sent message of the same topic instead
+of being appended. The replaced message is skipped on purpose: a slow client gets the
+newest value per topic rather than being cut with 4008, and per-topic seq order holds
+(the newer seq takes the older one's place, behind every earlier message of that topic).
+Non-conflated messages and control frames still count towards the bounds.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import enum
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gateway.message import Message
 from services import protocol
@@ -38,11 +45,25 @@ _ALLOWED = {
 }
 
 
+def _never(topic: str) -> bool:
+    return False
+
+
 @dataclass(frozen=True, slots=True)
 class OutboxLimits:
     messages: int
     bytes: int
     batch_max: int
+    # Whether a topic may be conflated for a slow client (gateway.conflation).
+    conflate: Callable[[str], bool] = field(default=_never)
+
+
+@dataclass(slots=True)
+class Slot:
+    """One queued frame: a bus message (which conflation may replace) or a control frame."""
+
+    frame: str
+    message: Message | None = None
 
 
 class Session:
@@ -55,8 +76,10 @@ class Session:
         self.close_code: int = CloseCode.NORMAL
         self.close_reason = ""
         self.closing = asyncio.Event()
-        self._outbox: deque[tuple[str, bool]] = deque()  # (frame, is a msg that may be batched)
+        self._outbox: deque[Slot] = deque()
         self._bytes = 0
+        self._conflatable: dict[str, Slot] = {}  # topic → its last queued slot, conflated topics only
+        self.conflated = 0  # messages replaced by a newer one of their topic
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
         self._room.set()
@@ -78,6 +101,7 @@ class Session:
         self._move(SessionState.CLOSING)
         self.close_code, self.close_reason = code, reason
         self._outbox.clear()
+        self._conflatable.clear()
         self._bytes = 0
         self.closing.set()
         self._wake.set()
@@ -101,21 +125,34 @@ class Session:
     # ---- outbox --------------------------------------------------------------------
 
     def deliver(self, message: Message) -> None:
-        self._push(message.frame, not message.is_gap)
+        if self.state is not SessionState.OPEN:
+            return
+        if not message.is_gap and self.limits.conflate(message.topic):
+            queued = self._conflatable.get(message.topic)
+            if queued is not None and queued.message is not None and self._above_half():
+                self._bytes += message.size - len(queued.frame)
+                queued.frame, queued.message = message.frame, message
+                self.conflated += 1
+                return
+            slot = Slot(message.frame, message)
+            self._conflatable[message.topic] = slot
+            self._push(slot)
+            return
+        self._push(Slot(message.frame, message))
 
     def send(self, frame: str) -> None:
         """Queue a control frame (``subscribed``, ``pong``, ``error``…) in order with messages."""
-        self._push(frame, False)
+        self._push(Slot(frame))
 
     @property
     def queued(self) -> int:
         return len(self._outbox)
 
-    def _push(self, frame: str, batchable: bool) -> None:
+    def _push(self, slot: Slot) -> None:
         if self.state is not SessionState.OPEN:
             return
-        self._outbox.append((frame, batchable))
-        self._bytes += len(frame)
+        self._outbox.append(slot)
+        self._bytes += len(slot.frame)
         if len(self._outbox) > self.limits.messages or self._bytes > self.limits.bytes:
             log.info("session %s: slow consumer (%d frames, %d bytes queued): closing 4008",
                      self.id, len(self._outbox), self._bytes)
@@ -132,16 +169,25 @@ class Session:
         """Until the outbox is at most half full: catch-up reads pace themselves on it."""
         await self._room.wait()
 
+    def _pop(self) -> Slot:
+        slot = self._outbox.popleft()
+        self._bytes -= len(slot.frame)
+        if slot.message is not None and self._conflatable.get(slot.message.topic) is slot:
+            del self._conflatable[slot.message.topic]
+        return slot
+
+    @staticmethod
+    def _batchable(slot: Slot) -> bool:
+        return slot.message is not None and not slot.message.is_gap
+
     def _take(self) -> str:
-        frame, batchable = self._outbox.popleft()
-        self._bytes -= len(frame)
-        if not batchable or not self._outbox or not self._outbox[0][1]:
-            return frame
-        frames = [frame]
-        while self._outbox and self._outbox[0][1] and len(frames) < self.limits.batch_max:
-            more, _ = self._outbox.popleft()
-            self._bytes -= len(more)
-            frames.append(more)
+        """The next frame to send: one slot, or consecutive messages as one ``batch``."""
+        slot = self._pop()
+        if not self._batchable(slot) or not self._outbox or not self._batchable(self._outbox[0]):
+            return slot.frame
+        frames = [slot.frame]
+        while self._outbox and self._batchable(self._outbox[0]) and len(frames) < self.limits.batch_max:
+            frames.append(self._pop().frame)
         return protocol.batch(frames)
 
     async def write_loop(self, send: Callable[[str], Awaitable[None]]) -> None:

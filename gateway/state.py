@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from nats.aio.client import Client as NATS
 
+from gateway.conflation import conflated_topics
 from gateway.feed import Feed
 from gateway.hub import Hub
 from gateway.latency import LatencyWindow
@@ -27,11 +29,20 @@ class Gateway:
     started: float = field(default_factory=time.monotonic)
     # Set when the process is asked to stop: readiness fails and new connections are refused.
     draining: bool = False
+    conflate: Callable[[str], bool] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.conflate = conflated_topics(self.settings.conflate)
 
     @property
     def limits(self) -> OutboxLimits:
         s = self.settings
-        return OutboxLimits(s.outbox_messages, s.outbox_bytes, s.batch_max)
+        return OutboxLimits(s.outbox_messages, s.outbox_bytes, s.batch_max, self.conflate)
+
+    def close_all(self, code: int, reason: str) -> None:
+        """Ask every connection to close now (WebSocket close frame, SSE stream end)."""
+        for session in list(self.sessions):
+            session.close(code, reason)
 
     def is_ready(self) -> bool:
         return self.feed.ready.is_set() and self.nc.is_connected and not self.draining

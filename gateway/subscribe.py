@@ -30,6 +30,16 @@ CHUNK = 512  # ring entries scanned / JetStream messages read per step
 AHEAD_WAIT = 5.0  # how long a since ahead of this replica (but stored) may wait for it
 
 
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What a checked ``subscribe`` does: which topics get a snapshot, which resume from where."""
+
+    topics: tuple[str, ...]
+    fresh: list[str]
+    resume: dict[str, int]
+    recovered: bool
+
+
 @dataclass
 class Subscriber:
     feed: Feed
@@ -38,26 +48,28 @@ class Subscriber:
 
     async def subscribe(self, session: Session, frame: Subscribe) -> None:
         """Serve one ``subscribe`` frame; raise ProtocolError to refuse it."""
+        await self.apply(session, await self.prepare(session, frame))
+
+    async def prepare(self, session: Session, frame: Subscribe) -> Plan:
+        """Every check that may refuse ``frame``, before anything is sent (SSE answers 400 here)."""
         new = [t for t in frame.topics if t not in session.patterns]
         if len(session.patterns) + len(new) > self.max_subscriptions:
             raise ProtocolError(ErrorCode.TOO_MANY_SUBSCRIPTIONS,
                                 f"at most {self.max_subscriptions} subscriptions per connection")
         resume = {t: s for t in frame.topics if (s := frame.since_for(t)) is not None}
-        fresh = [t for t in frame.topics if t not in resume]
-        recovered = True
-        if resume:
-            if frame.epoch is not None and frame.epoch != self.feed.epoch:
-                recovered = False
-            else:
-                await self._await_since(max(resume.values()))
-                recovered = await self._retained(min(resume.values()))
-            if not recovered:
-                fresh, resume = list(frame.topics), {}
+        if resume and (frame.epoch is None or frame.epoch == self.feed.epoch):
+            await self._await_since(max(resume.values()))
+            if await self._retained(min(resume.values())):
+                return Plan(frame.topics, [t for t in frame.topics if t not in resume], resume, True)
+        return Plan(frame.topics, list(frame.topics), {}, not resume)
+
+    async def apply(self, session: Session, plan: Plan) -> None:
+        """Send ``subscribed``, the snapshot, then replay and go live."""
         # subscribed, snapshot and going live happen in one step: nothing comes between.
-        session.send(protocol.subscribed(frame.topics, self.feed.head, self.feed.epoch, recovered))
-        self._snapshot(session, fresh)
-        if resume:
-            await self._resume(session, resume)
+        session.send(protocol.subscribed(plan.topics, self.feed.head, self.feed.epoch, plan.recovered))
+        self._snapshot(session, plan.fresh)
+        if plan.resume:
+            await self._resume(session, plan.resume)
 
     def unsubscribe(self, session: Session, topics: tuple[str, ...]) -> None:
         for topic in topics:

@@ -8,6 +8,7 @@ replies keep their order with the messages around them.
 
 Binary frames get an ``error`` frame (bad_request) and the connection stays open: the
 protocol is text only, and refusing one frame is enough to tell a confused client.
+Inbound frames are rate limited per connection (gateway.ratelimit) before they are parsed.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from gateway.ratelimit import FrameRateLimit, Verdict
 from gateway.session import Session, SessionState
 from gateway.state import Gateway
 from services import protocol
@@ -96,11 +98,21 @@ async def _run(websocket: WebSocket, session: Session, gateway: Gateway) -> None
 
 async def _read_loop(websocket: WebSocket, session: Session, gateway: Gateway) -> None:
     logged_bad_input = False
+    limit = FrameRateLimit(gateway.settings.max_frames_per_second)
     while True:
         message = await websocket.receive()
         if message["type"] == "websocket.disconnect":
             session.closed()
             return
+        verdict = limit.check()
+        if verdict is Verdict.ABUSE:
+            log.info("session %s: frame flood: closing 1008", session.id)
+            session.close(CloseCode.POLICY, "rate limit exceeded")
+            return
+        if verdict is Verdict.DROP_AND_TELL:
+            session.send(protocol.error(ErrorCode.RATE_LIMITED, "too many frames: this one was dropped"))
+        if verdict is not Verdict.ALLOW:
+            continue
         try:
             text = message.get("text")
             if text is None:

@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from services.subjects import validate_pattern
+
 T = TypeVar("T")
 
 
@@ -41,6 +43,17 @@ def _non_negative_float(raw: str) -> float:
     if value < 0:
         raise ValueError("must be >= 0")
     return value
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if value <= 0:
+        raise ValueError("must be > 0")
+    return value
+
+
+def _patterns(raw: str) -> tuple[str, ...]:
+    return tuple(validate_pattern(p) for p in _csv(raw))
 
 
 def _bool(raw: str) -> bool:
@@ -147,6 +160,10 @@ class GatewaySettings:
     batch_max: int = 256
     web_dir: str = ""
     allowed_origins: tuple[str, ...] = ()
+    drain_grace: float = 2.0
+    drain_window: float = 5.0
+    max_frames_per_second: float = 50.0
+    conflate: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> GatewaySettings:
@@ -166,6 +183,11 @@ class GatewaySettings:
             batch_max=_get(env, "TICKWIRE_BATCH_MAX", d.batch_max, _positive_int),
             web_dir=_get(env, "TICKWIRE_WEB_DIR", d.web_dir, str),
             allowed_origins=_get(env, "TICKWIRE_ALLOWED_ORIGINS", d.allowed_origins, _csv),
+            drain_grace=_get(env, "TICKWIRE_DRAIN_GRACE", d.drain_grace, _non_negative_float),
+            drain_window=_get(env, "TICKWIRE_DRAIN_WINDOW", d.drain_window, _non_negative_float),
+            max_frames_per_second=_get(env, "TICKWIRE_MAX_FRAMES_PER_SECOND", d.max_frames_per_second,
+                                       _positive_float),
+            conflate=_get(env, "TICKWIRE_CONFLATE", d.conflate, _patterns),
         )
 
 

@@ -49,3 +49,40 @@ def test_byte_bound_counts_too() -> None:
     for seq in range(1, 5):
         session.deliver(msg(seq))
     assert session.close_code == 4008
+
+
+def topic_msg(topic: str, seq: int) -> Message:
+    return Message(seq, topic, protocol.msg(topic, seq, f"{seq}-0", seq, b"{}"))
+
+
+def test_conflation_replaces_the_queued_message_of_a_topic_once_above_half() -> None:
+    """1. outbox of 10, ticks.* conflated  2. 4 trades, then 40 ticks over 2 topics
+    3. no 4008; below half ticks queue up, above it each tick replaces its topic's last one
+    4. per-topic seqs still increase in queue order and the newest of each is there."""
+    limits = OutboxLimits(messages=10, bytes=1 << 20, batch_max=100, conflate=lambda t: t.startswith("ticks."))
+    session = Session("s", limits)
+    for seq in range(1, 5):
+        session.deliver(topic_msg("trades.X", seq))
+    for seq in range(5, 45):
+        session.deliver(topic_msg(f"ticks.S{seq % 2}", seq))
+    assert session.state is SessionState.OPEN
+    queued = [json.loads(session._take())]
+    while session.queued:
+        queued.append(json.loads(session._take()))
+    frames = [m for f in queued for m in (f["msgs"] if f["type"] == "batch" else [f])]
+    per_topic: dict[str, list[int]] = {}
+    for f in frames:
+        per_topic.setdefault(f["topic"], []).append(f["seq"])
+    assert per_topic["trades.X"] == [1, 2, 3, 4]
+    assert per_topic["ticks.S0"][-1] == 44 and per_topic["ticks.S1"][-1] == 43
+    assert all(seqs == sorted(seqs) for seqs in per_topic.values())
+    assert session.conflated == 40 - (len(per_topic["ticks.S0"]) + len(per_topic["ticks.S1"]))
+    assert len(frames) <= 10
+
+
+def test_non_conflated_topics_still_close_4008() -> None:
+    limits = OutboxLimits(messages=10, bytes=1 << 20, batch_max=100, conflate=lambda t: t.startswith("ticks."))
+    session = Session("s", limits)
+    for seq in range(1, 12):
+        session.deliver(topic_msg("trades.X", seq))
+    assert session.close_code == 4008

@@ -16,8 +16,8 @@ import httpx
 import pytest
 import websockets
 
+from services.localservers import free_port
 from tests.conftest import Backend
-from tests.servers import free_port
 
 
 async def _wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
@@ -46,8 +46,13 @@ def gateway_process(backend: Backend, tmp_path: Path) -> Iterator[Process]:
     env = {**os.environ, **backend.env(), "TICKWIRE_NODE": "gw-proc"}
     log_path = tmp_path / "gateway.log"
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "services.cli", "gateway", "--port", str(port)],
-                                env=env, stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).parents[2])
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "gateway", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=Path(__file__).parents[2],
+        )
     try:
         yield Process(proc, port, log_path)
     finally:

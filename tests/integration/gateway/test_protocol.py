@@ -7,147 +7,13 @@ tests do not depend on the ingest service. Gateways run in-process on free ports
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, replace
-from typing import Any
 
 import httpx
-import nats
 import pytest
-import uvicorn
 import websockets
-from nats.aio.client import Client as NATS
-from nats.js import JetStreamContext
-from websockets.asyncio.client import ClientConnection
 
-from gateway.app import create_app
-from gateway.server import config_for
-from services import envelope
-from services.connections import ensure_stream
-from services.settings import GatewaySettings
-from tests.conftest import Backend
-from tests.servers import free_port
-
-FRAME_TIMEOUT = 10.0
-
-
-@dataclass
-class Gw:
-    port: int
-    server: uvicorn.Server
-    settings: GatewaySettings
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
-
-    @property
-    def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-
-@dataclass
-class Bus:
-    nc: NATS
-    js: JetStreamContext
-    count: int = 0
-
-    async def publish(self, subject: str, data: dict[str, Any] | None = None) -> int:
-        """Publish one entry as ingest would; return its stream seq."""
-        self.count += 1
-        entry_id = f"{1764433200000 + self.count}-0"
-        payload = json.dumps(data if data is not None else {"n": self.count}).encode()
-        ack = await self.js.publish(subject, payload, headers={
-            envelope.MSG_ID: envelope.msg_id(f"md:{subject.split('.')[1]}", entry_id),
-            envelope.ENTRY_ID: entry_id,
-            envelope.ORIGIN_TS: str((1764433200000 + self.count) * 1000),
-        })
-        return ack.seq
-
-
-@pytest.fixture
-async def bus(backend: Backend) -> AsyncIterator[Bus]:
-    nc = await nats.connect(backend.nats_url)
-    js = nc.jetstream()
-    await ensure_stream(js, backend.bus())
-    yield Bus(nc, js)
-    await nc.close()
-
-
-StartGateway = Callable[..., Awaitable[Gw]]
-
-
-@pytest.fixture
-async def start_gateway(backend: Backend) -> AsyncIterator[StartGateway]:
-    """Start gateways in this event loop on free ports; all are stopped at the end."""
-    running: list[tuple[uvicorn.Server, asyncio.Task[None]]] = []
-
-    async def start(**overrides: Any) -> Gw:
-        settings = replace(GatewaySettings(bus=backend.bus(), node=f"gw-{len(running) + 1}"),
-                           port=free_port(), **overrides)
-        app = create_app(settings)
-        server = uvicorn.Server(config_for(settings, app))
-        task = asyncio.create_task(server.serve())
-        running.append((server, task))
-        async with asyncio.timeout(15):
-            while not server.started:
-                if task.done():
-                    task.result()
-                await asyncio.sleep(0.02)
-            await app.state.gateway.feed.ready.wait()
-        return Gw(settings.port, server, settings)
-
-    yield start
-    for server, _ in running:
-        server.should_exit = True
-    for _, task in running:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(task, 15)
-
-
-class Client:
-    """A protocol v1 client that collects frames and can await specific ones."""
-
-    def __init__(self, ws: ClientConnection) -> None:
-        self.ws = ws
-        self.pending: list[dict[str, Any]] = []
-
-    async def send(self, **frame: Any) -> None:
-        await self.ws.send(json.dumps(frame))
-
-    async def frame(self) -> dict[str, Any]:
-        if self.pending:
-            return self.pending.pop(0)
-        raw = await asyncio.wait_for(self.ws.recv(), FRAME_TIMEOUT)
-        parsed: dict[str, Any] = json.loads(raw)
-        if parsed["type"] == "batch":
-            self.pending.extend(parsed["msgs"])
-            return self.pending.pop(0)
-        return parsed
-
-    async def expect(self, kind: str) -> dict[str, Any]:
-        """The next frame, which must be of type ``kind``."""
-        frame = await self.frame()
-        assert frame["type"] == kind, frame
-        return frame
-
-    async def msgs(self, n: int) -> list[dict[str, Any]]:
-        return [await self.expect("msg") for _ in range(n)]
-
-    async def subscribe(self, *topics: str, **extra: Any) -> dict[str, Any]:
-        await self.send(type="subscribe", topics=list(topics), **extra)
-        return await self.expect("subscribed")
-
-
-@contextlib.asynccontextmanager
-async def connect(gw: Gw, **kwargs: Any) -> AsyncIterator[Client]:
-    async with websockets.connect(gw.ws_url, subprotocols=[websockets.Subprotocol("tickwire.v1")],
-                                  **kwargs) as ws:
-        client = Client(ws)
-        await client.expect("welcome")
-        yield client
+from tests.integration.gateway.harness import FRAME_TIMEOUT, Bus, StartGateway, connect
 
 
 async def test_welcome_frame_names_the_node(start_gateway: StartGateway) -> None:
@@ -175,8 +41,14 @@ async def test_literal_and_wildcard_subscriptions_get_live_messages(start_gatewa
         for subject in ("md.ticks.AAPL", "md.ticks.MSFT", "md.trades.AAPL", "md.trades.MSFT.x", "md.ticks.AAPL.x"):
             seqs[subject] = await bus.publish(subject, {"s": subject})
         [m] = await literal.msgs(1)
-        assert m == {"type": "msg", "topic": "ticks.AAPL", "seq": seqs["md.ticks.AAPL"], "id": m["id"],
-                     "ts": m["ts"], "data": {"s": "md.ticks.AAPL"}}
+        assert m == {
+            "type": "msg",
+            "topic": "ticks.AAPL",
+            "seq": seqs["md.ticks.AAPL"],
+            "id": m["id"],
+            "ts": m["ts"],
+            "data": {"s": "md.ticks.AAPL"},
+        }
         assert m["id"].endswith("-0") and m["ts"] == int(m["id"].split("-")[0]) * 1000
         assert [m["topic"] for m in await star.msgs(2)] == ["ticks.AAPL", "ticks.MSFT"]
         assert [m["topic"] for m in await rest.msgs(2)] == ["trades.AAPL", "trades.MSFT.x"]

@@ -1,0 +1,22 @@
+"""Which topics a slow client may get conflated (``TICKWIRE_CONFLATE``): see gateway.session."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import lru_cache
+
+from services.subjects import matches
+
+CACHE_TOPICS = 65_536  # topics remembered; the feed asks once per message, so this must be cheap
+
+
+def conflated_topics(patterns: tuple[str, ...]) -> Callable[[str], bool]:
+    """A predicate: does ``topic`` match one of ``patterns``? (cached per topic)"""
+    if not patterns:
+        return lambda topic: False
+
+    @lru_cache(maxsize=CACHE_TOPICS)
+    def conflated(topic: str) -> bool:
+        return any(matches(pattern, topic) for pattern in patterns)
+
+    return conflated

@@ -1,0 +1,197 @@
+"""``GET /sse``: the same stream as Server-Sent Events, for clients that cannot use WebSocket.
+
+``/sse?topics=ticks.AAPL,trades.*&since=N&epoch=E`` is one ``subscribe`` frame; a
+``Last-Event-ID`` header (the last seq the client saw, which ``EventSource`` sends by
+itself on reconnect) overrides ``since``. An SSE connection is a ``Session`` like a
+WebSocket one (same snapshot/resume, same bounded outbox); only its writer differs, turning
+each queued frame into one event:
+
+    id: 1042            (``msg`` and ``gap`` only: the seq, so Last-Event-ID resumes)
+    event: msg          (``msg``, ``gap``, ``subscribed``, ``error``)
+    data: {"type":"msg","topic":"ticks.AAPL","seq":1042,…}   (the WebSocket frame, unchanged)
+
+``: ping`` comment lines every ``heartbeat`` seconds keep proxies from timing the stream
+out. Where a WebSocket would get a close code, the stream ends with
+``event: close`` / ``data: {"type":"close","code":4008,"reason":"slow consumer"}`` (1012
+when draining). Input that cannot be served is refused before the stream starts: HTTP 400
+with an ``error`` object (bad topic, bad since), 503 when the replica is draining, full or
+not ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
+
+from gateway.session import Session, SessionState, Slot
+from gateway.state import Gateway
+from gateway.subscribe import Plan
+from services import protocol
+from services.protocol import CloseCode, ErrorCode, ProtocolError, Subscribe, parse_client_frame
+
+log = logging.getLogger(__name__)
+
+READY_WAIT = 5.0  # as for WebSocket: a client arriving while the feed catches up waits this long
+CLOSE_TIMEOUT = 5.0  # the last event of a stream the client does not read is given up after this
+HEARTBEAT = ""  # the control frame that the SSE writer turns into a ``: ping`` comment
+HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),  # nginx would otherwise buffer the stream
+]
+
+
+def _data(frame: str) -> str:
+    # One data line per line of the frame: a bus payload may hold newlines, which would
+    # otherwise end the event early (SSE joins data lines back with "\n").
+    if "\n" not in frame and "\r" not in frame:
+        return f"data: {frame}\n"
+    return "".join(f"data: {line}\n" for line in frame.splitlines())
+
+
+def event(slot: Slot) -> str:
+    """One queued frame as an SSE event."""
+    if slot.message is not None:
+        kind = "gap" if slot.message.is_gap else "msg"
+        return f"id: {slot.message.seq}\nevent: {kind}\n{_data(slot.frame)}\n"
+    if slot.frame == HEARTBEAT:
+        return ": ping\n\n"
+    kind = orjson.loads(slot.frame).get("type", "message")
+    return f"event: {kind}\n{_data(slot.frame)}\n"
+
+
+def close_event(code: int, reason: str) -> str:
+    return f"event: close\n{_data(orjson.dumps({'type': 'close', 'code': code, 'reason': reason}).decode())}\n"
+
+
+class SseSession(Session):
+    """A session whose writer sends SSE events: several queued frames per chunk, never a ``batch``."""
+
+    def _take(self) -> str:
+        chunk = [event(self._pop())]
+        while self._outbox and len(chunk) < self.limits.batch_max:
+            chunk.append(event(self._pop()))
+        return "".join(chunk)
+
+
+def _refuse(status: int, code: ErrorCode, message: str) -> JSONResponse:
+    headers = {"Retry-After": "1"} if status == 503 else None
+    return JSONResponse(orjson.loads(protocol.error(code, message)), status_code=status, headers=headers)
+
+
+def _subscribe_frame(request: Request) -> Subscribe:
+    topics = [t for raw in request.query_params.getlist("topics") for t in raw.split(",") if t]
+    since: object = request.query_params.get("since")
+    last_event_id = request.headers.get("last-event-id")
+    if last_event_id is not None:
+        since = last_event_id
+    if isinstance(since, str):
+        try:
+            since = int(since)
+        except ValueError:
+            raise ProtocolError(ErrorCode.BAD_SINCE, "since / Last-Event-ID must be a non-negative integer") from None
+    frame = {"type": "subscribe", "topics": topics, "since": since, "epoch": request.query_params.get("epoch")}
+    parsed = parse_client_frame(orjson.dumps(frame))
+    assert isinstance(parsed, Subscribe)
+    return parsed
+
+
+async def sse_endpoint(request: Request) -> Response:
+    gateway: Gateway = request.app.state.gateway
+    try:
+        frame = _subscribe_frame(request)
+    except ProtocolError as exc:
+        return _refuse(400, exc.code, exc.message)
+    if gateway.draining:
+        return _refuse(503, ErrorCode.UNAVAILABLE, "draining")
+    if len(gateway.sessions) >= gateway.settings.max_connections:
+        return _refuse(503, ErrorCode.UNAVAILABLE, "replica full")
+    try:
+        async with asyncio.timeout(READY_WAIT):
+            ready = await gateway.wait_ready()
+    except TimeoutError:
+        ready = False
+    if not ready:
+        return _refuse(503, ErrorCode.UNAVAILABLE, "replica not ready")
+    session = SseSession(uuid.uuid4().hex[:16], gateway.limits)
+    try:
+        plan = await gateway.subscriber.prepare(session, frame)
+    except ProtocolError as exc:
+        return _refuse(503 if exc.code is ErrorCode.UNAVAILABLE else 400, exc.code, exc.message)
+    return EventStream(gateway, session, plan)
+
+
+class EventStream(Response):
+    """The streaming response of one SSE session; it owns the session's tasks."""
+
+    def __init__(self, gateway: Gateway, session: SseSession, plan: Plan) -> None:
+        self.gateway, self.session, self.plan = gateway, session, plan
+        self.background = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        gateway, session = self.gateway, self.session
+        started = False
+
+        async def write(chunk: str) -> None:
+            nonlocal started
+            if not started:
+                started = True
+                await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
+            await send({"type": "http.response.body", "body": chunk.encode(), "more_body": True})
+
+        gateway.sessions.add(session)
+        if gateway.draining:  # the drain may have passed over the sessions while this one started
+            session.close(CloseCode.RESTART, "draining")
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                helpers = [
+                    tasks.create_task(session.write_loop(write)),
+                    tasks.create_task(self._subscribe()),
+                    tasks.create_task(_watch_disconnect(receive, session)),
+                    tasks.create_task(_heartbeat(session, gateway.settings.heartbeat)),
+                ]
+                await session.closing.wait()
+                for task in helpers:
+                    task.cancel()
+        except* Exception:
+            log.exception("sse session %s: internal error", session.id)
+            session.close(CloseCode.INTERNAL, "internal error")
+        finally:
+            gateway.subscriber.drop(session)
+            gateway.sessions.discard(session)
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                if session.state is SessionState.CLOSING:
+                    await write(close_event(session.close_code, session.close_reason))
+                if started:
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except (TimeoutError, OSError):
+            log.info("sse session %s: client did not take the end of the stream", session.id)
+        session.closed()
+
+    async def _subscribe(self) -> None:
+        try:
+            await self.gateway.subscriber.apply(self.session, self.plan)
+        except ProtocolError as exc:
+            # Past the response's start a refusal can only end the stream; the client retries.
+            self.session.close(CloseCode.TRY_AGAIN, exc.message)
+
+
+async def _watch_disconnect(receive: Receive, session: Session) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        continue
+    session.closed()
+
+
+async def _heartbeat(session: Session, every: float) -> None:
+    if every <= 0:
+        return
+    while True:
+        await asyncio.sleep(every)
+        session.send(HEARTBEAT)
