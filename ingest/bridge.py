@@ -4,7 +4,17 @@ Order of effects per batch (design §1): lease confirmed → each new entry publ
 ``Nats-Msg-Id`` (pipelined) → all acks awaited → dead letters written → one XACK for the
 whole batch → high-water mark raised, only while the lease is still ours. Nothing is XACKed
 before JetStream acknowledged it; a failed or timed-out publish is retried with the same
-Msg-Id (a timed-out publish may have been stored: JetStream drops the duplicate).
+Msg-Id (a timed-out publish may have been stored: JetStream drops the duplicate). While
+NATS is away, publishes queue in nats.py's bounded buffer; past the bound
+(``OutboundBufferLimitError``) the batch waits for the connection and is retried, never dropped.
+
+Fencing: the lease's local deadline is checked before every publish. A replica paused
+(SIGSTOP, a long GC, a frozen VM) past its lease resumes with an expired deadline and stops
+before publishing anything, while the replica that took over owns the stream.
+
+Entries trimmed before they were published (design §1) become a ``gap`` notice, published in
+their place in the batch's order: a pending entry that reads back as nil, or a gap the reader
+recorded for never-delivered entries (``ingest.reader``).
 
 The high-water mark (``tickwire:hwm:<stream>``) is the highest entry ID handled (published,
 dead-lettered or reported trimmed). JetStream's duplicate window is short; the mark makes
@@ -20,13 +30,14 @@ from collections.abc import Sequence
 import redis.asyncio as aioredis
 from nats.aio.client import Client as NATS
 from nats.errors import Error as NatsError
+from nats.errors import OutboundBufferLimitError
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
 from redis.typing import EncodableT, FieldT
 
 from ingest.leases import Lease, LeaseLost, Leases
-from ingest.mapping import EntryKey, Message, Rejected, entry_key, format_key, map_entry
-from ingest.reader import Entry
+from ingest.mapping import EntryKey, Message, Rejected, entry_key, format_key, gap_notice, map_entry
+from ingest.reader import Entry, Gap, gaps_key
 from ingest.stats import IngestStats
 from services.envelope import PUBLISH_TS
 from services.hops import now_us
@@ -51,6 +62,14 @@ if cur then
   if cms and (nms < cms or (nms == cms and nseq <= cseq)) then return 1 end
 end
 redis.call('SET', KEYS[1], ARGV[2])
+return 1
+"""
+
+# Drop the first ARGV[2] recorded gaps once announced; only the lease holder may (a replica
+# that lost the lease would drop gaps the new holder recorded and has not announced yet).
+_GAPS_ANNOUNCED = """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+redis.call('LTRIM', KEYS[1], ARGV[2], -1)
 return 1
 """
 
@@ -83,6 +102,7 @@ class Bridge:
         self.settings = settings
         self.stats = stats
         self._advance = redis.register_script(_ADVANCE_HWM)
+        self._gaps_announced = redis.register_script(_GAPS_ANNOUNCED)
         self._failing = False  # publish state, logged on change rather than per retry
 
     async def load_hwm(self, stream: str) -> EntryKey:
@@ -91,23 +111,28 @@ class Bridge:
             return (0, 0)
         return entry_key(raw.decode() if isinstance(raw, bytes) else raw)
 
-    async def handle(self, lease: Lease, entries: Sequence[Entry], hwm: EntryKey) -> EntryKey:
-        """Process one batch read from ``lease.stream``; returns the new high-water mark."""
+    async def handle(self, lease: Lease, entries: Sequence[Entry], hwm: EntryKey,
+                     gaps: Sequence[Gap] = ()) -> EntryKey:
+        """Process one batch read from ``lease.stream`` (after the ``gaps`` recorded before it);
+        returns the new high-water mark."""
         stream = lease.stream
+        prefix = self.settings.bus.subject_prefix
         read_us = now_us()
         max_message = self.nc.max_payload
-        messages: list[Message] = []
+        messages = [gap_notice(stream, gap.first_missing, prefix=prefix) for gap in gaps]
         rejected: list[tuple[Rejected, Entry]] = []
         trimmed: list[str] = []
         skipped = 0
         for entry in entries:
+            if entry_key(entry.id) <= hwm:
+                skipped += 1  # handled already, trimmed since or not
+                continue
             if entry.trimmed:
+                if not trimmed:
+                    messages.append(gap_notice(stream, entry.id, prefix=prefix))
                 trimmed.append(entry.id)
                 continue
-            if entry_key(entry.id) <= hwm:
-                skipped += 1
-                continue
-            mapped = map_entry(stream, entry.id, entry.fields, prefix=self.settings.bus.subject_prefix,
+            mapped = map_entry(stream, entry.id, entry.fields, prefix=prefix,
                                read_us=read_us, max_payload=self.settings.max_payload, max_message=max_message)
             if isinstance(mapped, Rejected):
                 rejected.append((mapped, entry))
@@ -115,12 +140,18 @@ class Bridge:
                 messages.append(mapped)
 
         await self.leases.confirm(lease)
-        await self._publish(messages)
+        await self._publish(lease, messages)
         if rejected:
             await self._dead_letter(stream, rejected)
+        for gap in gaps:
+            self._report_gap(stream, gap.first_missing, gap.count, f"never read, after {gap.after}")
         if trimmed:
-            self._report_gap(stream, trimmed)
-        await self.redis.xack(stream, self.settings.group, *(entry.id for entry in entries))
+            self._report_gap(stream, trimmed[0], len(trimmed), f"pending, {trimmed[0]} … {trimmed[-1]}")
+        if gaps and not await self._gaps_announced(keys=[gaps_key(stream), lease.key],
+                                                    args=[self.leases.replica, len(gaps)]):
+            raise LeaseLost(stream)
+        if entries:
+            await self.redis.xack(stream, self.settings.group, *(entry.id for entry in entries))
 
         top = max((entry_key(entry.id) for entry in entries), default=hwm)
         if top > hwm:
@@ -133,36 +164,51 @@ class Bridge:
             self.stats.last_id[stream] = entries[-1].id
         return hwm
 
-    async def _publish(self, messages: Sequence[Message]) -> None:
+    async def _publish(self, lease: Lease, messages: Sequence[Message]) -> None:
         """Publish in order until every message is acknowledged; retries resume at the first unacked.
 
         Re-publishing the acked tail after a failure keeps order: JetStream stores each Msg-Id's
-        first arrival, and one connection delivers our publishes in order.
+        first arrival, and one connection delivers our publishes in order. Between attempts the
+        lease is confirmed again, so a replica that lost it stops retrying.
         """
         start = 0
         delay = BACKOFF_MIN
         while start < len(messages):
             try:
-                start += await self._publish_once(messages[start:])
+                start += await self._publish_once(lease, messages[start:])
             except (TimeoutError, NatsError) as exc:
                 raise_if_cancelled()
                 self._set_failing(exc)
             if start < len(messages):
                 self.stats.publish_retries += 1
-                await asyncio.sleep(delay)
+                await self._pause(delay)
                 delay = min(delay * 2, BACKOFF_MAX)
+                await self.leases.confirm(lease)
         if self._failing and messages:
             self._failing = False
             log.info("jetstream: publishing again")
 
-    async def _publish_once(self, messages: Sequence[Message]) -> int:
+    async def _pause(self, delay: float) -> None:
+        """Back off; while NATS is away, until it is back (re-publishing then only refills its buffer)."""
+        await asyncio.sleep(delay)
+        # nats.py offers nothing to await for a reconnection (its callbacks belong to open_nats).
+        while not self.nc.is_connected and not self.nc.is_closed:  # noqa: ASYNC110
+            await asyncio.sleep(BACKOFF_MIN)
+
+    async def _publish_once(self, lease: Lease, messages: Sequence[Message]) -> int:
         """Publish ``messages`` pipelined; returns how many from the front were acknowledged."""
         futures: list[asyncio.Future[PubAck]] = []
         try:
             for message in messages:
+                if lease.expired():
+                    raise LeaseLost(lease.stream)
                 headers = {**message.headers, PUBLISH_TS: str(now_us())}
-                futures.append(await self.js.publish_async(message.subject, message.payload,
-                                                           wait_stall=ACK_TIMEOUT, headers=headers))
+                try:
+                    futures.append(await self.js.publish_async(message.subject, message.payload,
+                                                               wait_stall=ACK_TIMEOUT, headers=headers))
+                except OutboundBufferLimitError:
+                    self._drop_orphan_future()
+                    raise
                 raise_if_cancelled()
             if futures:
                 await asyncio.wait(futures, timeout=ACK_TIMEOUT)
@@ -188,6 +234,20 @@ class Bridge:
             self._set_failing(error)
         return acked
 
+    def _drop_orphan_future(self) -> None:
+        """Free the ack slot nats.py leaks when a publish fails inside ``publish_async``.
+
+        nats.py 2.16 registers the ack future and takes a slot of its 4000-slot semaphore before
+        ``nc.publish`` raises OutboundBufferLimitError, and then neither returns nor resolves the
+        future: after 4000 such failures (a long NATS outage) every publish would stall. Nothing
+        awaits between registering and raising, so the future is the newest one in its table.
+        """
+        pending = self.js._publish_async_futures
+        if pending:
+            future = pending[next(reversed(pending))]
+            if not future.done():
+                future.cancel()  # its done-callback removes it and releases the slot
+
     def _set_failing(self, exc: BaseException) -> None:
         if not self._failing:
             self._failing = True
@@ -206,11 +266,9 @@ class Bridge:
                 log.warning("dead letter: %s %s: %s", stream, entry.id, reason.reason)
             await pipe.execute()
 
-    def _report_gap(self, stream: str, entry_ids: Sequence[str]) -> None:
-        """Entries trimmed from Redis before they were published: data lost upstream of us.
-
-        Seam for the ``gap`` notice (design §2): publish a message with header Tw-Gap here.
-        """
-        self.stats.trimmed += len(entry_ids)
-        log.warning("gap: %d entries of %s were trimmed before ingest read them (%s … %s)",
-                    len(entry_ids), stream, entry_ids[0], entry_ids[-1])
+    def _report_gap(self, stream: str, first_missing: str, count: int, where: str) -> None:
+        """Entries trimmed from Redis before they were published: data lost upstream of us."""
+        self.stats.trimmed += count
+        self.stats.gaps += 1
+        log.warning("gap: %d entries of %s from %s were trimmed before ingest read them (%s); notice published",
+                    count, stream, first_missing, where)

@@ -11,7 +11,17 @@ from dataclasses import dataclass
 
 import orjson
 
-from services.envelope import ENTRY_ID, MSG_ID, ORIGIN_TS, PUBLISH_TS, READ_TS, TRACEPARENT, TRACESTATE, msg_id
+from services.envelope import (
+    ENTRY_ID,
+    GAP,
+    MSG_ID,
+    ORIGIN_TS,
+    PUBLISH_TS,
+    READ_TS,
+    TRACEPARENT,
+    TRACESTATE,
+    msg_id,
+)
 from services.hops import entry_id_us
 from services.subjects import channel_of, subject_for
 
@@ -25,6 +35,7 @@ TS = b"ts"
 RESERVED = frozenset({SYMBOL, DATA, TS, TRACEPARENT.encode(), TRACESTATE.encode()})
 
 NOT_JSON = "data is not JSON"
+TRIMMED = "trimmed"
 TOO_LARGE = "too large"
 
 # W3C trace context headers are short printable ASCII; anything else could break the NATS
@@ -142,3 +153,13 @@ def map_entry(
     if len(payload) > max_payload or len(payload) + headers_size(headers) + _PUBLISH_TS_ROOM > max_message:
         return Rejected(entry_id, TOO_LARGE)
     return Message(entry_id, subject_for(prefix, channel_of(stream_key), symbol), payload, headers)
+
+
+def gap_notice(stream_key: str, first_missing: str, *, prefix: str) -> Message:
+    """The notice that entries of ``stream_key`` from ``first_missing`` on were lost upstream.
+
+    Published on the channel's subject without a symbol, so every subscription to the
+    channel's topics sees it; the Msg-Id lets a re-announcement de-duplicate like an entry.
+    """
+    headers = {MSG_ID: f"gap:{stream_key}:{first_missing}", GAP: TRIMMED}
+    return Message(first_missing, subject_for(prefix, channel_of(stream_key), None), b"", headers)

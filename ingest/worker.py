@@ -10,10 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ingest.bridge import BACKOFF_MAX, BACKOFF_MIN, Bridge, raise_if_cancelled
 from ingest.leases import Lease, LeaseLost, Leases
+from ingest.links import Link
 from ingest.reader import StreamReader
 
 log = logging.getLogger(__name__)
@@ -22,13 +25,14 @@ log = logging.getLogger(__name__)
 class StreamWorker:
     """Bridges ``lease.stream`` while the lease is held."""
 
-    def __init__(self, lease: Lease, reader: StreamReader, bridge: Bridge, leases: Leases) -> None:
+    def __init__(self, lease: Lease, reader: StreamReader, bridge: Bridge, leases: Leases, redis_link: Link) -> None:
         self.lease = lease
         self.reader = reader
         self.bridge = bridge
         self.leases = leases
+        self.redis_link = redis_link
         self._stopping = asyncio.Event()
-        self._failing = False  # Redis state, logged on change rather than per retry
+        self._failing = False  # an error other than Redis being away, logged once per streak
 
     @property
     def stream(self) -> str:
@@ -50,17 +54,20 @@ class StreamWorker:
             except LeaseLost:
                 log.warning("lease on %s lost: stopped reading it", self.stream)
                 return
-            except (RedisError, OSError) as exc:
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                # Redis away: one line for the whole replica, from the shared link.
+                self.redis_link.failed(exc)
+            except RedisError as exc:
                 if not self._failing:
-                    log.warning("redis: reading %s failed (%s); retrying", self.stream, exc)
+                    log.warning("redis: bridging %s failed (%s); retrying", self.stream, exc)
                     self._failing = True
-                # Interruptible backoff: a stop request must not wait out the delay.
-                try:
-                    async with asyncio.timeout(delay):
-                        await self._stopping.wait()
-                except TimeoutError:
-                    pass
-                delay = min(delay * 2, BACKOFF_MAX)
+            # Interruptible backoff: a stop request must not wait out the delay.
+            try:
+                async with asyncio.timeout(delay):
+                    await self._stopping.wait()
+            except TimeoutError:
+                pass
+            delay = min(delay * 2, BACKOFF_MAX)
         try:
             await self.leases.release(self.lease)
             log.info("released %s", self.stream)
@@ -68,12 +75,18 @@ class StreamWorker:
             log.warning("could not release %s (%s): it expires in %.1fs", self.stream, exc, self.leases.ttl)
 
     async def _bridge(self) -> None:
-        """From the pending list (a former holder's unacknowledged reads) on to new entries."""
+        """Recorded gaps, then the pending list (a former holder's unacknowledged reads), then new entries.
+
+        Returns only when asked to stop.
+        """
         hwm = await self.bridge.load_hwm(self.stream)
         await self.reader.ensure_group()
         if self._failing:
             self._failing = False
-            log.info("redis: reading %s again", self.stream)
+            log.info("redis: bridging %s again", self.stream)
+        gaps = await self.reader.gaps()
+        if gaps:
+            hwm = await self.bridge.handle(self.lease, [], hwm, gaps)
         cursor = "0"
         while not self.stopping:
             entries = await self.reader.pending(cursor)
@@ -83,7 +96,7 @@ class StreamWorker:
             raise_if_cancelled()
             cursor = entries[-1].id
         while not self.stopping:
-            entries = await self.reader.new()
-            if entries:
-                hwm = await self.bridge.handle(self.lease, entries, hwm)
+            entries, gaps = await self.reader.new()
+            if entries or gaps:
+                hwm = await self.bridge.handle(self.lease, entries, hwm, gaps)
             raise_if_cancelled()

@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from services.subjects import matches
 
@@ -153,7 +153,7 @@ class TickwireClient:
             except ClientError as exc:
                 await self._queue.put(exc)
                 return
-            except (OSError, ConnectionClosed, TimeoutError) as exc:
+            except (OSError, ConnectionClosed, InvalidHandshake, TimeoutError) as exc:
                 code = getattr(getattr(exc, "rcvd", None), "code", None)
                 if code is not None:
                     self.stats.close_codes.append(code)

@@ -123,6 +123,7 @@ class IngestSettings:
     dead_letter_stream: str = "tickwire:dead"
     max_payload: int = 1024 * 1024
     metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> IngestSettings:
@@ -139,6 +140,7 @@ class IngestSettings:
             dead_letter_stream=_get(env, "TICKWIRE_DEAD_LETTER_STREAM", d.dead_letter_stream, str),
             max_payload=_get(env, "TICKWIRE_MAX_PAYLOAD", d.max_payload, _positive_int),
             metrics_port=_get(env, "TICKWIRE_INGEST_METRICS_PORT", d.metrics_port, int),
+            metrics_host=_get(env, "TICKWIRE_INGEST_METRICS_HOST", d.metrics_host, str),
         )
 
 

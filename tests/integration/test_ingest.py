@@ -18,7 +18,7 @@ from ingest.bridge import hwm_key
 from ingest.mapping import entry_key
 from ingest.reader import CONSUMER
 from ingest.service import Ingest
-from services.envelope import ENTRY_ID, MSG_ID, ORIGIN_TS, PUBLISH_TS, READ_TS, TRACEPARENT
+from services.envelope import ENTRY_ID, GAP, MSG_ID, ORIGIN_TS, PUBLISH_TS, READ_TS, TRACEPARENT
 from services.settings import BusSettings, IngestSettings
 from tests.conftest import Backend
 from tests.waiting import eventually
@@ -175,21 +175,25 @@ async def test_bad_entries_go_to_the_dead_letter_stream_and_the_stream_flows(bac
         assert [m.headers[ENTRY_ID] for m in await stored(js) if m.headers] == [first, last]
 
 
-async def test_trimmed_pending_entries_are_counted_acked_and_skipped(backend: Backend) -> None:
+async def test_trimmed_pending_entries_become_a_gap_notice(backend: Backend) -> None:
     """1. three entries read into the group's pending list (as a crashed holder would leave them);
-    2. the stream is trimmed to nothing; 3. ingest reports three trimmed, acks them, and publishes a new entry."""
+    2. the stream is trimmed to nothing; 3. ingest reports three trimmed, acks them, publishes one
+    gap notice (md.ticks, Tw-Gap: trimmed, Msg-Id naming the first lost entry), then the new entry."""
     async with clients(backend) as (redis, js):
-        for i in range(3):
-            await redis.xadd("md:ticks", {"data": str(i)})
+        lost = [(await redis.xadd("md:ticks", {"data": str(i)})).decode() for i in range(3)]
         await redis.xgroup_create("md:ticks", "tickwire", id="0")
         await redis.xreadgroup("tickwire", CONSUMER, {"md:ticks": ">"})
         await redis.xtrim("md:ticks", maxlen=0, approximate=False)
         fresh = (await redis.xadd("md:ticks", {"data": "3"})).decode()
         async with running(settings(backend)) as (ingest, _):
             await eventually(lambda: ingest.stats.last_id.get("md:ticks") == fresh, what="new entry handled")
-            assert ingest.stats.trimmed == 3
+            assert ingest.stats.trimmed == 3 and ingest.stats.gaps == 1
             assert await pending(redis, "md:ticks") == 0
-        assert [m.headers[ENTRY_ID] for m in await stored(js) if m.headers] == [fresh]
+        notice, entry = await stored(js)
+    assert notice.subject == "md.ticks" and notice.data == b""
+    assert notice.headers is not None
+    assert (notice.headers[MSG_ID], notice.headers[GAP]) == (f"gap:md:ticks:{lost[0]}", "trimmed")
+    assert entry.headers is not None and entry.headers[ENTRY_ID] == fresh
 
 
 async def test_two_replicas_split_streams_and_a_dead_ones_are_taken_over(backend: Backend) -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from ingest.mapping import NOT_JSON, TOO_LARGE, Message, Rejected, entry_key, format_key, map_entry
-from services.envelope import ENTRY_ID, MSG_ID, ORIGIN_TS, READ_TS, TRACEPARENT, TRACESTATE
+from ingest.mapping import NOT_JSON, TOO_LARGE, Message, Rejected, entry_key, format_key, gap_notice, map_entry
+from ingest.reader import Gap
+from services.envelope import ENTRY_ID, GAP, MSG_ID, ORIGIN_TS, READ_TS, TRACEPARENT, TRACESTATE
 
 TRACE = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
@@ -93,3 +94,15 @@ def test_entry_ids_compare_as_integer_pairs_where_strings_disagree(lower: str, h
 
 def test_entry_key_round_trips() -> None:
     assert format_key(entry_key("1764433200123-17")) == "1764433200123-17"
+
+
+def test_a_gap_notice_goes_to_the_channel_subject_with_an_empty_payload() -> None:
+    notice = gap_notice("md:ticks", "1764433200123-5", prefix="md")
+    assert (notice.subject, notice.payload) == ("md.ticks", b"")
+    assert notice.headers == {MSG_ID: "gap:md:ticks:1764433200123-5", GAP: "trimmed"}
+
+
+def test_a_recorded_gap_names_the_first_id_after_the_last_one_read() -> None:
+    gap = Gap.decode(b"1764433200123-4 7")
+    assert (gap.after, gap.count, gap.first_missing) == ("1764433200123-4", 7, "1764433200123-5")
+    assert Gap.decode(gap.encode()) == gap
