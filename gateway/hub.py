@@ -55,10 +55,16 @@ class Hub:
 
     def publish(self, message: Message) -> int:
         """Hand ``message`` to each matching subscriber once; return how many."""
-        receivers = self.matching(message.topic)
+        receivers = self._gap_receivers(message) if message.is_gap else self.matching(message.topic)
         for subscriber in receivers:
             subscriber.deliver(message)
         return len(receivers)
+
+    def _gap_receivers(self, message: Message) -> tuple[Subscriber, ...]:
+        # Gap notices are rare: matched directly, never cached beside the topics' entries.
+        return tuple(dict.fromkeys(
+            s for pattern, members in self._by_pattern.items() if message.matched_by(pattern) for s in members
+        ))
 
     def _invalidate(self, pattern: str) -> None:
         stale = [topic for topic in self._cache if matches(pattern, topic)]

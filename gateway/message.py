@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from services import envelope, protocol
 from services.hops import entry_id_us, now_us
-from services.subjects import topic_of
+from services.subjects import covers_prefix, matches, topic_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +26,11 @@ class Message:
     @property
     def size(self) -> int:
         return len(self.frame)
+
+    def matched_by(self, pattern: str) -> bool:
+        """A message goes to the patterns matching its topic; a gap notice, which names a
+        whole channel (``ticks``), to every pattern that covers some topic in it."""
+        return covers_prefix(pattern, self.topic) if self.is_gap else matches(pattern, self.topic)
 
 
 def _int(value: str | None) -> int | None:

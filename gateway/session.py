@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from gateway.message import Message
 from services import protocol
 from services.protocol import CloseCode
-from services.subjects import matches
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +118,7 @@ class Session:
 
     def already_live(self, message: Message) -> bool:
         """True when a live pattern of this session delivers (or delivered) ``message``."""
-        return any(message.seq > since and matches(pattern, message.topic)
+        return any(message.seq > since and message.matched_by(pattern)
                    for pattern, since in self.patterns.items())
 
     # ---- outbox --------------------------------------------------------------------

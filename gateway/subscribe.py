@@ -22,7 +22,6 @@ from gateway.session import Session, SessionState
 from gateway.store import StoreError
 from services import protocol
 from services.protocol import ErrorCode, ProtocolError, Subscribe
-from services.subjects import matches
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +107,7 @@ class Subscriber:
         if not topics:
             return
         latest = sorted((m for m in self.feed.latest.values()
-                         if any(matches(t, m.topic) for t in topics) and not session.already_live(m)),
+                         if any(m.matched_by(t) for t in topics) and not session.already_live(m)),
                         key=lambda m: m.seq)
         self._go_live(session, topics)
         for message in latest:
@@ -119,7 +118,7 @@ class Subscriber:
         subject_filter = self.feed.store.filter_for(list(since))
 
         def wanted(m: Message) -> bool:
-            return (any(m.seq > s and matches(t, m.topic) for t, s in since.items())
+            return (any(m.seq > s and m.matched_by(t) for t, s in since.items())
                     and not session.already_live(m))
 
         while session.state is SessionState.OPEN:

@@ -36,14 +36,23 @@ async def open_redis(url: str) -> AsyncIterator[aioredis.Redis]:
 async def open_nats(bus: BusSettings, name: str) -> AsyncIterator[NATS]:
     """A NATS connection that reconnects forever and logs each state change once."""
 
+    # While NATS is away nats.py reports an error on every reconnect attempt (twice a
+    # second): log the first after each state change, not a line per retry.
+    quiet = False
+
     async def disconnected() -> None:
         log.warning("nats: disconnected")
 
     async def reconnected() -> None:
+        nonlocal quiet
+        quiet = False
         log.info("nats: reconnected to %s", nc.connected_url.netloc if nc.connected_url else "?")
 
     async def error(exc: Exception) -> None:
-        log.warning("nats: %s", exc or type(exc).__name__)
+        nonlocal quiet
+        if not quiet:
+            log.warning("nats: %s (further errors are quiet until reconnected)", exc or type(exc).__name__)
+            quiet = True
 
     async def closed() -> None:
         log.info("nats: closed")

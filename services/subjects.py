@@ -90,6 +90,20 @@ def matches(pattern: str, topic: str) -> bool:
     return len(p) == len(t)
 
 
+def covers_prefix(pattern: str, prefix: str) -> bool:
+    """True when ``pattern`` can match some topic at or under ``prefix`` (``ticks.*`` covers
+    ``ticks``): who must hear of a gap in a whole channel."""
+    p = _split(pattern)
+    for i, token in enumerate(_split(prefix)):
+        if i >= len(p):
+            return False
+        if p[i] == ">":
+            return True
+        if p[i] != "*" and p[i] != token:
+            return False
+    return True
+
+
 def pattern_within(pattern: str, grant: str) -> bool:
     """True when every topic ``pattern`` can match is also matched by ``grant``."""
     p = _split(pattern)

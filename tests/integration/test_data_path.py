@@ -137,3 +137,26 @@ async def test_two_ingest_replicas_one_killed_mid_burst(backend: Backend, servic
     for ch in channels:
         assert by_stream[ch][1:] == sent[ch], f"stream md:{ch} lost, duplicated or reordered entries"
     assert sum(1 for s in ingests if s.alive) == 1
+
+
+async def test_entries_trimmed_before_ingest_read_them_become_a_gap_notice(
+    backend: Backend, services: Services
+) -> None:
+    """1. ingest bridges a first entry, then stops; 2. 50 entries are XADDed and trimmed
+    to 5 while it is away; 3. ingest starts again: the client on ticks.* gets a `gap`
+    notice for `ticks` (never a silent loss), then the 5 entries that were left."""
+    ingest = services.ingest()
+    gateway = services.gateway()
+    await gateway.ready()
+    async with aioredis.from_url(backend.redis_url) as redis, TickwireClient([gateway.ws_url], ["ticks.*"]) as client:
+        await client.subscribed.wait()
+        await add_entry(redis, "ticks", {"n": -1}, symbol="A")
+        assert (await client.next(20)).data == {"n": -1}
+        assert ingest.stop() == 0
+        for i in range(50):
+            await add_entry(redis, "ticks", {"n": i}, symbol="A")
+        await redis.xtrim("md:ticks", maxlen=5, approximate=False)
+        services.ingest()
+        got = await collect(client, 5)
+    assert [m.data["n"] for m in got] == list(range(45, 50))
+    assert client.stats.gaps == [{"type": "gap", "topic": "ticks", "reason": "trimmed"}]

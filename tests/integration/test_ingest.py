@@ -95,8 +95,11 @@ async def test_entries_are_published_with_subject_payload_headers_then_acked(bac
     2. run ingest; 3. both are in stream MD on md.ticks.AAPL / md.trades with their headers;
     4. the group has nothing pending (XACKed after the publish ack)."""
     async with clients(backend) as (redis, js):
-        tick_id = (await redis.xadd("md:ticks", {"symbol": "AAPL", "data": '{"bid": 1.5}',
-                                                 "ts": "1764433200123456", "traceparent": TRACE})).decode()
+        tick_id = (
+            await redis.xadd(
+                "md:ticks", {"symbol": "AAPL", "data": '{"bid": 1.5}', "ts": "1764433200123456", "traceparent": TRACE}
+            )
+        ).decode()
         trade_id = (await redis.xadd("md:trades", {"px": "10", "qty": "3"})).decode()
         async with running(settings(backend)) as (ingest, _):
             await eventually(lambda: ingest.stats.published == 2, what="2 published")
@@ -125,8 +128,9 @@ async def test_ten_thousand_entries_keep_per_stream_order(backend: Backend) -> N
         expected = {"md:trades": added[0::2], "md:ticks": added[1::2]}
         async with running(settings(backend)) as (ingest, _):
             await eventually(lambda: ingest.stats.published == total, within=60, what="all published")
-            await eventually(lambda: all(ingest.stats.last_id.get(s) == ids[-1] for s, ids in expected.items()),
-                             what="all acked")
+            await eventually(
+                lambda: all(ingest.stats.last_id.get(s) == ids[-1] for s, ids in expected.items()), what="all acked"
+            )
             assert await pending(redis, "md:ticks") == 0 and await pending(redis, "md:trades") == 0
         assert by_stream(await stored(js)) == expected
 
@@ -170,7 +174,9 @@ async def test_bad_entries_go_to_the_dead_letter_stream_and_the_stream_flows(bac
         dead = await redis.xrange("tickwire:dead")
         assert ingest.stats.dead_lettered == 2
         assert [(f[b"id"].decode(), f[b"reason"].decode(), f[b"stream"]) for _, f in dead] == [
-            (bad, "data is not JSON", b"md:ticks"), (big, "too large", b"md:ticks")]
+            (bad, "data is not JSON", b"md:ticks"),
+            (big, "too large", b"md:ticks"),
+        ]
         assert dead[0][1][b"data"] == b"{oops" and len(dead[1][1][b"data"]) == 2002
         assert [m.headers[ENTRY_ID] for m in await stored(js) if m.headers] == [first, last]
 
@@ -206,6 +212,7 @@ async def test_two_replicas_split_streams_and_a_dead_ones_are_taken_over(backend
         for s in streams:
             added[s].append((await redis.xadd(s, {"data": "0"})).decode())
         async with running(settings(backend, "a")) as (a, a_task), running(settings(backend, "b")) as (b, _):
+
             def split() -> bool:
                 return len(a.streams) == 2 and len(b.streams) == 2 and a.streams | b.streams == set(streams)
 

@@ -86,7 +86,6 @@ async def test_kill_one_of_two_replicas_mid_burst(backend: Backend, services: Se
     assert per_stream == added
 
 
-
 async def read_all(js: JetStreamContext) -> list[Msg]:
     total = (await js.stream_info("MD")).state.messages
     sub = await js.subscribe("md.>", ordered_consumer=True)
@@ -106,14 +105,19 @@ def entries_per_stream(msgs: list[Msg]) -> dict[str, list[str]]:
 
 @pytest.mark.slow
 async def test_replica_paused_beyond_the_duplicate_window_publishes_nothing_twice(
-        backend: Backend, services: Services) -> None:
+    backend: Backend, services: Services
+) -> None:
     """1. stream MD with a 2 s duplicate window, lease TTL 1 s; replicas A and B split two streams;
     2. a producer XADDs steadily to both; 3. A is SIGSTOPped for 4 s (past its lease and the
     window): B takes A's stream over; 4. A gets SIGCONT and resumes mid-flight; 5. after the
     producer stops and all drains, MD holds every entry exactly once (by Tw-Id), in order."""
     streams = ["md:s0", "md:s1"]
-    extra = {"TICKWIRE_LEASE_TTL": "1", "TICKWIRE_DUPLICATE_WINDOW": "2", "TICKWIRE_RESCAN_INTERVAL": "0.2",
-             "TICKWIRE_INGEST_BLOCK_MS": "100"}
+    extra = {
+        "TICKWIRE_LEASE_TTL": "1",
+        "TICKWIRE_DUPLICATE_WINDOW": "2",
+        "TICKWIRE_RESCAN_INTERVAL": "0.2",
+        "TICKWIRE_INGEST_BLOCK_MS": "100",
+    }
     redis = aioredis.from_url(backend.redis_url)
     nc = await nats.connect(backend.nats_url)
     js = nc.jetstream()
@@ -175,13 +179,18 @@ async def holders_are(redis: aioredis.Redis, streams: list[str], replica: bytes)
 
 
 async def test_poison_entries_mid_burst_are_dead_lettered_and_the_rest_flows(
-        backend: Backend, services: Services) -> None:
+    backend: Backend, services: Services
+) -> None:
     """1. a `tickwire ingest` process with its metrics port on; 2. a burst of 400 entries with a 2 MB
     entry and one whose data is not JSON in the middle; 3. both land in tickwire:dead with their
     reason; every other entry is in MD, in order; /metrics counts 2 dead-lettered and 400 - 2 published."""
     port = free_port()
-    ingest = services.ingest("ingest-1", TICKWIRE_INGEST_METRICS_PORT=str(port), TICKWIRE_INGEST_BLOCK_MS="100",
-                             TICKWIRE_RESCAN_INTERVAL="0.2")
+    ingest = services.ingest(
+        "ingest-1",
+        TICKWIRE_INGEST_METRICS_PORT=str(port),
+        TICKWIRE_INGEST_BLOCK_MS="100",
+        TICKWIRE_RESCAN_INTERVAL="0.2",
+    )
     redis = aioredis.from_url(backend.redis_url)
     nc = await nats.connect(backend.nats_url)
     js = nc.jetstream()
@@ -219,5 +228,7 @@ async def test_poison_entries_mid_burst_are_dead_lettered_and_the_rest_flows(
         await nc.close()
         await redis.aclose()
     assert [(f[b"id"].decode(), f[b"reason"].decode()) for _, f in dead] == [
-        (ids[150], "too large"), (ids[151], "data is not JSON")]
+        (ids[150], "too large"),
+        (ids[151], "data is not JSON"),
+    ]
     assert entries_per_stream(msgs) == {"md:ticks": ids[:150] + ids[152:]}

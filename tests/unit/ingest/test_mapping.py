@@ -12,10 +12,17 @@ from services.envelope import ENTRY_ID, GAP, MSG_ID, ORIGIN_TS, READ_TS, TRACEPA
 TRACE = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
-def mapped(fields: dict[bytes, bytes], *, stream: str = "md:ticks", entry_id: str = "1764433200123-4",
-           max_payload: int = 1 << 20, max_message: int = 1 << 20) -> Message | Rejected:
-    return map_entry(stream, entry_id, fields, prefix="md", read_us=42, max_payload=max_payload,
-                     max_message=max_message)
+def mapped(
+    fields: dict[bytes, bytes],
+    *,
+    stream: str = "md:ticks",
+    entry_id: str = "1764433200123-4",
+    max_payload: int = 1 << 20,
+    max_message: int = 1 << 20,
+) -> Message | Rejected:
+    return map_entry(
+        stream, entry_id, fields, prefix="md", read_us=42, max_payload=max_payload, max_message=max_message
+    )
 
 
 def message(fields: dict[bytes, bytes], **kwargs: str) -> Message:
@@ -45,8 +52,9 @@ def test_unsafe_characters_never_reach_the_subject() -> None:
 
 
 def test_flat_fields_without_data_become_a_json_object_of_strings() -> None:
-    msg = message({b"symbol": b"AAPL", b"bid": b"1.5", b"ask": b"1.6", b"ts": b"7",
-                   b"traceparent": TRACE, b"tracestate": b"a=b"})
+    msg = message(
+        {b"symbol": b"AAPL", b"bid": b"1.5", b"ask": b"1.6", b"ts": b"7", b"traceparent": TRACE, b"tracestate": b"a=b"}
+    )
     assert orjson.loads(msg.payload) == {"bid": "1.5", "ask": "1.6"}
 
 
@@ -56,8 +64,12 @@ def test_data_that_is_not_json_is_rejected() -> None:
 
 def test_headers_carry_ids_and_times() -> None:
     msg = message({b"data": b"{}", b"ts": b"1764433200123456"}, entry_id="1764433200123-4")
-    assert msg.headers == {MSG_ID: "md:ticks:1764433200123-4", ENTRY_ID: "1764433200123-4",
-                           ORIGIN_TS: "1764433200123456", READ_TS: "42"}
+    assert msg.headers == {
+        MSG_ID: "md:ticks:1764433200123-4",
+        ENTRY_ID: "1764433200123-4",
+        ORIGIN_TS: "1764433200123456",
+        READ_TS: "42",
+    }
 
 
 @pytest.mark.parametrize("ts", [None, b"soon", b"-3"])

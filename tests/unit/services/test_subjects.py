@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from services.subjects import (
     TopicError,
     channel_of,
+    covers_prefix,
     matches,
     pattern_within,
     sanitize_token,
@@ -77,3 +78,19 @@ def test_invalid_patterns_are_refused(bad: object) -> None:
 )
 def test_pattern_within_grant(pattern: str, grant: str, within: bool) -> None:
     assert pattern_within(pattern, grant) is within
+
+
+@pytest.mark.parametrize(
+    ("pattern", "prefix", "covers"),
+    [
+        ("ticks.*", "ticks", True),
+        ("ticks.AAPL", "ticks", True),
+        (">", "ticks", True),
+        ("*.AAPL", "ticks", True),
+        ("trades.*", "ticks", False),
+        ("ticks", "ticks", True),
+        ("ticks.AAPL", "ticks.MSFT", False),
+    ],
+)
+def test_covers_prefix_finds_who_hears_of_a_channel_gap(pattern: str, prefix: str, covers: bool) -> None:
+    assert covers_prefix(pattern, prefix) is covers
