@@ -36,6 +36,7 @@ class Verdict:
     recovery_s: float | None
     clients: int = 1
     note: str = ""
+    missing: list[str] = field(default_factory=list)  # a few lost entries and who lost them, to debug
 
     def ok(self) -> bool:
         return self.lost == 0 and self.duplicates == 0 and self.order_violations == 0
@@ -155,12 +156,16 @@ def judge(
 ) -> Verdict:
     """Lost, duplicated and out-of-order entries, summed over every observer."""
     lost = duplicates = disorder = delivered = 0
+    missing: list[str] = []
     for observer in observers:
         for stream, sent in producer.sent.items():
             got = observer.ids(stream)
             delivered += len(got)
             duplicates += len(got) - len(set(got))
-            lost += len(set(sent) - set(got))
+            gone = [entry_id for entry_id in sent if entry_id not in set(got)]
+            lost += len(gone)
+            if gone and len(missing) < 5:
+                missing.append(f"{stream} {gone[:3]} lost by a client with {observer.client.stats}")
             position = {entry_id: i for i, entry_id in enumerate(sent)}
             order = [position[i] for i in got if i in position]
             disorder += sum(1 for a, b in itertools.pairwise(order) if b <= a)
@@ -168,4 +173,6 @@ def judge(
     if fault_end_us is not None:
         times = [t for o in observers if (t := o.first_after(fault_end_us)) is not None]
         recovery = max(times) if times else None
-    return Verdict(scenario, producer.total, delivered, lost, duplicates, disorder, recovery, len(observers), note)
+    return Verdict(
+        scenario, producer.total, delivered, lost, duplicates, disorder, recovery, len(observers), note, missing
+    )
