@@ -160,9 +160,10 @@ def judge(
     for observer in observers:
         for stream, sent in producer.sent.items():
             got = observer.ids(stream)
+            received = set(got)
             delivered += len(got)
-            duplicates += len(got) - len(set(got))
-            gone = [entry_id for entry_id in sent if entry_id not in set(got)]
+            duplicates += len(got) - len(received)
+            gone = [entry_id for entry_id in sent if entry_id not in received]
             lost += len(gone)
             if gone and len(missing) < 5:
                 missing.append(f"{stream} {gone[:3]} lost by a client with {observer.client.stats}")
