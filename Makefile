@@ -16,8 +16,8 @@ run: deps system web
 
 test: deps web
 	tools/ensure-system.sh redis-server chromium nginx
-	$(BIN)/pytest
 	cd web && npm test --silent
+	$(BIN)/pytest
 
 bench: deps system
 	$(BIN)/tickwire bench
