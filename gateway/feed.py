@@ -30,13 +30,15 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy, StreamInfo, StreamState
 
 from gateway.hub import Hub
-from gateway.latency import LatencyWindow
 from gateway.message import Message, from_bus
 from gateway.ring import ReplayRing
 from gateway.store import Store, StoreError
+from gateway.telemetry import Telemetry
 from services.connections import epoch_of
 from services.hops import now_us
 from services.settings import GatewaySettings
+from services.subjects import topic_of
+from services.telemetry import traceparent_of
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +47,14 @@ UNSUBSCRIBE_TIMEOUT = 2.0
 
 
 class Feed:
-    def __init__(self, nc: NATS, settings: GatewaySettings, hub: Hub, latency: LatencyWindow) -> None:
+    def __init__(self, nc: NATS, settings: GatewaySettings, hub: Hub, telemetry: Telemetry) -> None:
         self._nc = nc
         self._js = nc.jetstream()
         self._settings = settings
         self._bus = settings.bus
         self._hub = hub
-        self._latency = latency
+        self._telemetry = telemetry
+        self.stream_last = 0  # the stream's last seq at the latest watch: lag = stream_last - head
         self.store = Store(nc, settings.bus.stream, settings.bus.subject_prefix)
         self.ring = ReplayRing(settings.replay_buffer)
         self.latest: dict[str, Message] = {}
@@ -142,6 +145,7 @@ class Feed:
             return  # services.connections logs the disconnect; nothing to ask the server now
         try:
             info = await self._js.stream_info(self._bus.stream)
+            self.stream_last = info.state.last_seq
             if epoch_of(info) != self.epoch:
                 await self._new_epoch(info)
             elif self._nc.stats["reconnects"] != self._reconnects or self._sub is None:
@@ -184,14 +188,15 @@ class Feed:
             # Sequences only go back when the stream was recreated: check now, not at the next tick.
             self._suspect.set()
             return
-        message = from_bus(seq, msg.subject, msg.headers, msg.data, now_us())
+        received = now_us()
+        span = self._telemetry.start(msg.headers, topic_of(msg.subject), seq, received)
+        trace = traceparent_of(span) if span is not None else None
+        message = from_bus(seq, msg.subject, msg.headers, msg.data, received, trace)
         self.ring.append(message)
         if not message.is_gap:
             self.latest[message.topic] = message
         self.head = seq
-        if message.hops is not None:
-            self._latency.record(message.hops)
-        self._hub.publish(message)
+        self._telemetry.delivered(message, self._hub.publish(message), span)
         if self._waiters:
             self._wake_waiters()
         if not self.ready.is_set():

@@ -1,4 +1,4 @@
-"""The gateway's HTTP surface: health, readiness, status, latency and the dashboard."""
+"""The gateway's HTTP surface: health, readiness, status, latency, metrics and the dashboard."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import time
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.staticfiles import StaticFiles
 
 from gateway.state import Gateway
@@ -69,7 +70,13 @@ async def status(request: Request) -> JSONResponse:
 @router.get("/api/latency")
 async def latency(request: Request) -> JSONResponse:
     gateway = _gateway(request)
-    return JSONResponse({"node": gateway.settings.node, "unit": "ms", "hops": gateway.latency.summary()})
+    return JSONResponse({"node": gateway.settings.node, "unit": "ms", "hops": gateway.telemetry.latency.summary()})
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    registry = _gateway(request).telemetry.registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
 def mount_dashboard(app: FastAPI, web_dir: str) -> None:

@@ -21,11 +21,16 @@ HOPS = (
 class LatencyWindow:
     def __init__(self, window: int = 4096) -> None:
         self._samples: dict[str, deque[int]] = {name: deque(maxlen=window) for name, _, _ in HOPS}
+        self._window = window
 
     def record(self, hops: Mapping[str, int]) -> None:
         for name, start, end in HOPS:
             if start in hops and end in hops:
                 self._samples[name].append(hops[end] - hops[start])
+
+    def record_hop(self, name: str, micros: int) -> None:
+        """One sample of a hop measured elsewhere (the browser's, from its reports)."""
+        self._samples.setdefault(name, deque(maxlen=self._window)).append(micros)
 
     def summary(self) -> dict[str, dict[str, float]]:
         """Per hop: sample count and p50/p90/p99/max in milliseconds."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from services import envelope, protocol
 from services.hops import entry_id_us, now_us
 from services.subjects import covers_prefix, matches, topic_of
+from services.telemetry import sampled
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +23,7 @@ class Message:
     is_gap: bool = False
     # Hop stamps (µs) of a message that carries them; feeds /api/latency.
     hops: Mapping[str, int] | None = None
+    trace: str | None = None  # the traceparent its clients receive (sampled messages only)
 
     @property
     def size(self) -> int:
@@ -42,18 +44,13 @@ def _int(value: str | None) -> int | None:
         return None
 
 
-def _sampled(traceparent: str) -> bool:
-    # W3C traceparent: version-traceid-parentid-flags; bit 0 of flags is "sampled".
-    flags = traceparent.rsplit("-", 1)[-1]
-    try:
-        return int(flags, 16) & 1 == 1
-    except ValueError:
-        return False
-
-
 def from_bus(seq: int, subject: str, headers: Mapping[str, str] | None, data: bytes,
-             received_us: int | None = None) -> Message:
-    """Build the record and its frame from a stream message (live or read back)."""
+             received_us: int | None = None, trace: str | None = None) -> Message:
+    """Build the record and its frame from a stream message (live or read back).
+
+    ``trace`` is the gateway's own span context for a sampled message; without it a sampled
+    message carries the context it arrived with.
+    """
     headers = headers or {}
     topic = topic_of(subject)
     reason = headers.get(envelope.GAP)
@@ -71,8 +68,10 @@ def from_bus(seq: int, subject: str, headers: Mapping[str, str] | None, data: by
     traceparent = headers.get(envelope.TRACEPARENT)
     # An empty payload is not JSON; send null rather than a broken frame.
     payload = data or b"null"
-    if traceparent and _sampled(traceparent):
-        frame = protocol.msg(topic, seq, entry_id, ts, payload, trace=traceparent, hops=hops or {"origin": ts})
+    if trace is None and sampled(traceparent):
+        trace = traceparent
+    if trace is not None:
+        frame = protocol.msg(topic, seq, entry_id, ts, payload, trace=trace, hops=hops or {"origin": ts})
     else:
         frame = protocol.msg(topic, seq, entry_id, ts, payload)
-    return Message(seq, topic, frame, hops=hops)
+    return Message(seq, topic, frame, hops=hops, trace=trace)

@@ -55,6 +55,20 @@ class GatewayWebSocketProtocol(WebSocketsSansIOProtocol):
         if self.handshake_initiated and not self.handshake_complete:
             self.scope["extensions"][ABORT_EXTENSION] = {"abort": self.transport.abort}
 
+    def send_receive_event_to_app(self) -> None:
+        # uvicorn answers invalid UTF-8 in a text frame with 1007, as it should, but logs a
+        # traceback each time: a client could fill the log with them. Same close, one line.
+        if self.curr_msg_data_type == "text" and not self.close_sent:
+            try:
+                b"".join(self.frames).decode()
+            except UnicodeDecodeError:
+                self.frames = []
+                log.info("websocket %s: invalid UTF-8 in a text frame: closing 1007", self.client)
+                self.conn.send_close(CloseCode.INVALID_DATA, "invalid UTF-8")
+                self.handle_parser_exception()
+                return
+        super().send_receive_event_to_app()
+
 
 class GatewayServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from gateway.message import Message
 from services import protocol
 from services.protocol import CloseCode
+from services.tokens import Grant
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,8 @@ class Session:
         self.state = SessionState.OPEN
         # pattern → stream head when it went live: messages above it reach the client live.
         self.patterns: dict[str, int] = {}
+        # What the connection's token allows (gateway.auth); None when auth is off.
+        self.grant: Grant | None = None
         self.close_code: int = CloseCode.NORMAL
         self.close_reason = ""
         self.closing = asyncio.Event()

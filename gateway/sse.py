@@ -15,7 +15,10 @@ out. Where a WebSocket would get a close code, the stream ends with
 ``event: close`` / ``data: {"type":"close","code":4008,"reason":"slow consumer"}`` (1012
 when draining). Input that cannot be served is refused before the stream starts: HTTP 400
 with an ``error`` object (bad topic, bad since), 503 when the replica is draining, full or
-not ready.
+not ready. With auth on: 401 without a valid token (``Authorization: Bearer``, or
+``?token=`` where allowed: ``EventSource`` cannot set headers), 403 naming the topics the
+token does not grant; the stream ends with a 1008 ``close`` event when the token runs out
+(an SSE client cannot send a fresh one: it reconnects with it).
 """
 
 from __future__ import annotations
@@ -29,9 +32,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
+from gateway.auth import AuthError, authenticate, expire, presented_token
 from gateway.session import Session, SessionState, Slot
 from gateway.state import Gateway
-from gateway.subscribe import Plan
+from gateway.subscribe import Plan, forbidden
 from services import protocol
 from services.protocol import CloseCode, ErrorCode, ProtocolError, Subscribe, parse_client_frame
 
@@ -39,6 +43,7 @@ log = logging.getLogger(__name__)
 
 READY_WAIT = 5.0  # as for WebSocket: a client arriving while the feed catches up waits this long
 CLOSE_TIMEOUT = 5.0  # the last event of a stream the client does not read is given up after this
+MAX_SEQ = 2**63
 HEARTBEAT = ""  # the control frame that the SSE writer turns into a ``: ping`` comment
 HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -80,9 +85,11 @@ class SseSession(Session):
         return "".join(chunk)
 
 
-def _refuse(status: int, code: ErrorCode, message: str) -> JSONResponse:
+def _refuse(status: int, code: ErrorCode, message: str, **extra: object) -> JSONResponse:
     headers = {"Retry-After": "1"} if status == 503 else None
-    return JSONResponse(orjson.loads(protocol.error(code, message)), status_code=status, headers=headers)
+    if status == 401:
+        headers = {"WWW-Authenticate": 'Bearer realm="tickwire"'}
+    return JSONResponse(orjson.loads(protocol.error(code, message, **extra)), status_code=status, headers=headers)
 
 
 def _subscribe_frame(request: Request) -> Subscribe:
@@ -96,6 +103,8 @@ def _subscribe_frame(request: Request) -> Subscribe:
             since = int(since)
         except ValueError:
             raise ProtocolError(ErrorCode.BAD_SINCE, "since / Last-Event-ID must be a non-negative integer") from None
+        if not 0 <= since < MAX_SEQ:  # the JSON encoder takes no more than 64 bits either way
+            raise ProtocolError(ErrorCode.BAD_SINCE, "since / Last-Event-ID must be a non-negative integer below 2^63")
     frame = {"type": "subscribe", "topics": topics, "since": since, "epoch": request.query_params.get("epoch")}
     parsed = parse_client_frame(orjson.dumps(frame))
     assert isinstance(parsed, Subscribe)
@@ -104,10 +113,20 @@ def _subscribe_frame(request: Request) -> Subscribe:
 
 async def sse_endpoint(request: Request) -> Response:
     gateway: Gateway = request.app.state.gateway
+    grant = None
+    if gateway.verifier is not None:
+        token = presented_token(request.scope, request.query_params, gateway.settings.auth_query_token)
+        try:
+            grant = authenticate(gateway.verifier, token)
+        except AuthError as exc:
+            return _refuse(401, ErrorCode.UNAUTHORIZED, str(exc))
     try:
         frame = _subscribe_frame(request)
     except ProtocolError as exc:
         return _refuse(400, exc.code, exc.message)
+    refused = forbidden(grant, frame.topics)
+    if refused:
+        return _refuse(403, ErrorCode.FORBIDDEN, f"not granted: {', '.join(refused)}", topics=list(refused))
     if gateway.draining:
         return _refuse(503, ErrorCode.UNAVAILABLE, "draining")
     if len(gateway.sessions) >= gateway.settings.max_connections:
@@ -120,6 +139,7 @@ async def sse_endpoint(request: Request) -> Response:
     if not ready:
         return _refuse(503, ErrorCode.UNAVAILABLE, "replica not ready")
     session = SseSession(uuid.uuid4().hex[:16], gateway.limits)
+    session.grant = grant
     try:
         plan = await gateway.subscriber.prepare(session, frame)
     except ProtocolError as exc:
@@ -155,6 +175,7 @@ class EventStream(Response):
                     tasks.create_task(self._subscribe()),
                     tasks.create_task(_watch_disconnect(receive, session)),
                     tasks.create_task(_heartbeat(session, gateway.settings.heartbeat)),
+                    tasks.create_task(expire(session, gateway.settings.jwt_leeway)),
                 ]
                 await session.closing.wait()
                 for task in helpers:

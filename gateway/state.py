@@ -11,10 +11,11 @@ from nats.aio.client import Client as NATS
 from gateway.conflation import conflated_topics
 from gateway.feed import Feed
 from gateway.hub import Hub
-from gateway.latency import LatencyWindow
 from gateway.session import OutboxLimits, Session
 from gateway.subscribe import Subscriber
+from gateway.telemetry import Telemetry
 from services.settings import GatewaySettings
+from services.tokens import Verifier
 
 
 @dataclass
@@ -23,8 +24,9 @@ class Gateway:
     nc: NATS
     feed: Feed
     hub: Hub
-    latency: LatencyWindow
+    telemetry: Telemetry
     subscriber: Subscriber
+    verifier: Verifier | None = None  # None: auth is off
     sessions: set[Session] = field(default_factory=set)
     started: float = field(default_factory=time.monotonic)
     # Set when the process is asked to stop: readiness fails and new connections are refused.
@@ -33,6 +35,12 @@ class Gateway:
 
     def __post_init__(self) -> None:
         self.conflate = conflated_topics(self.settings.conflate)
+        self.telemetry.gauges(
+            connections=lambda: len(self.sessions),
+            subscriptions=lambda: sum(len(s.patterns) for s in self.sessions),
+            outbox=lambda: sum(s.queued for s in self.sessions),
+            lag=lambda: max(0, self.feed.stream_last - self.feed.head),
+        )
 
     @property
     def limits(self) -> OutboxLimits:

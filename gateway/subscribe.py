@@ -6,6 +6,11 @@ cursor through JetStream (older than the ring), then the ring, in chunks; betwee
 may await (outbox room, JetStream) while the feed moves on, and the next chunk picks up at
 the cursor wherever that now is. Messages a live pattern of the session already delivers
 are skipped, so a connection gets each seq once.
+
+With auth on, a session's grant bounds its patterns: a pattern is allowed only when every
+topic it can match is granted (``Grant.allows``, i.e. ``pattern_within``). A wildcard
+reaching past the grant is refused, never narrowed by filtering, so what a client
+receives is always exactly what it asked for.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from gateway.feed import Feed
 from gateway.hub import Hub
@@ -22,6 +27,7 @@ from gateway.session import Session, SessionState
 from gateway.store import StoreError
 from services import protocol
 from services.protocol import ErrorCode, ProtocolError, Subscribe
+from services.tokens import Grant
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +45,13 @@ class Plan:
     recovered: bool
 
 
+def forbidden(grant: Grant | None, topics: tuple[str, ...]) -> tuple[str, ...]:
+    """The topics ``grant`` does not allow (none when auth is off)."""
+    if grant is None:
+        return ()
+    return tuple(t for t in topics if not grant.allows(t))
+
+
 @dataclass
 class Subscriber:
     feed: Feed
@@ -46,8 +59,28 @@ class Subscriber:
     max_subscriptions: int
 
     async def subscribe(self, session: Session, frame: Subscribe) -> None:
-        """Serve one ``subscribe`` frame; raise ProtocolError to refuse it."""
+        """Serve one ``subscribe`` frame; raise ProtocolError to refuse it.
+
+        Topics outside the session's grant get one ``forbidden`` error naming them; the
+        rest of the frame proceeds."""
+        refused = forbidden(session.grant, frame.topics)
+        if refused:
+            session.send(protocol.error(ErrorCode.FORBIDDEN, f"not granted: {', '.join(refused)}",
+                                        topics=list(refused)))
+            allowed = tuple(t for t in frame.topics if t not in refused)
+            if not allowed:
+                return
+            frame = replace(frame, topics=allowed)
         await self.apply(session, await self.prepare(session, frame))
+
+    def regrant(self, session: Session, grant: Grant) -> None:
+        """A fresh token's grant replaces the old; subscriptions it no longer covers end."""
+        session.grant = grant
+        dropped = forbidden(grant, tuple(session.patterns))
+        if dropped:
+            self.unsubscribe(session, dropped)
+            session.send(protocol.error(ErrorCode.FORBIDDEN, f"no longer granted: {', '.join(dropped)}",
+                                        topics=list(dropped)))
 
     async def prepare(self, session: Session, frame: Subscribe) -> Plan:
         """Every check that may refuse ``frame``, before anything is sent (SSE answers 400 here)."""

@@ -9,6 +9,9 @@ replies keep their order with the messages around them.
 Binary frames get an ``error`` frame (bad_request) and the connection stays open: the
 protocol is text only, and refusing one frame is enough to tell a confused client.
 Inbound frames are rate limited per connection (gateway.ratelimit) before they are parsed.
+With auth on, the token is checked right after the accept (gateway.auth: a refusal is a
+1008 close with the reason) and the connection is closed with 1008 when it runs out.
+The Origin check comes earlier, before the upgrade (gateway.origin).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from gateway.auth import AuthError, authenticate, expire, presented_token, renew
 from gateway.ratelimit import FrameRateLimit, Verdict
 from gateway.session import Session, SessionState
 from gateway.state import Gateway
@@ -52,6 +56,15 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
     # Accept first so that the refusal is a close code the client understands (closing
     # before accept would be a bare HTTP 403).
+    grant = None
+    if gateway.verifier is not None:
+        token = presented_token(websocket.scope, websocket.query_params, gateway.settings.auth_query_token)
+        try:
+            grant = authenticate(gateway.verifier, token)
+        except AuthError as exc:
+            log.info("refused websocket: %s", exc)
+            await _close(websocket, CloseCode.POLICY, str(exc))
+            return
     if gateway.draining:
         await _close(websocket, CloseCode.RESTART, "draining")
         return
@@ -67,6 +80,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         await _close(websocket, CloseCode.TRY_AGAIN, "replica not ready")
         return
     session = Session(uuid.uuid4().hex[:16], gateway.limits)
+    session.grant = grant
     gateway.sessions.add(session)
     session.send(protocol.welcome(session.id, gateway.settings.node, gateway.settings.heartbeat))
     try:
@@ -75,6 +89,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         gateway.subscriber.drop(session)
         gateway.sessions.discard(session)
     if session.state is SessionState.CLOSING:
+        gateway.telemetry.closed(session.close_code)
         await _close(websocket, session.close_code, session.close_reason)
     session.closed()
 
@@ -84,11 +99,13 @@ async def _run(websocket: WebSocket, session: Session, gateway: Gateway) -> None
         async with asyncio.TaskGroup() as tasks:
             writer = tasks.create_task(session.write_loop(websocket.send_text))
             reader = tasks.create_task(_read_loop(websocket, session, gateway))
+            expiry = tasks.create_task(expire(session, gateway.settings.jwt_leeway))
             await session.closing.wait()
             # The writer may be parked on a socket the client does not read: stop it so the
             # close frame can be sent (or the socket aborted) now.
             writer.cancel()
             reader.cancel()
+            expiry.cancel()
     except* WebSocketDisconnect:
         session.closed()
     except* Exception:
@@ -127,6 +144,8 @@ async def _read_loop(websocket: WebSocket, session: Session, gateway: Gateway) -
 
 async def _handle(frame: ClientFrame, session: Session, gateway: Gateway) -> None:
     if isinstance(frame, Subscribe):
+        if frame.since is not None:
+            gateway.telemetry.resumed()
         await gateway.subscriber.subscribe(session, frame)
     elif isinstance(frame, Unsubscribe):
         gateway.subscriber.unsubscribe(session, frame.topics)
@@ -134,10 +153,16 @@ async def _handle(frame: ClientFrame, session: Session, gateway: Gateway) -> Non
     elif isinstance(frame, Ping):
         session.send(protocol.pong(frame.id, now_us()))
     elif isinstance(frame, Report):
-        # Browser receipts close the trace's last hop; recording them is the tracing issue.
-        return
+        gateway.telemetry.report(session.id, frame)
     elif isinstance(frame, Auth):
-        raise ProtocolError(ErrorCode.BAD_REQUEST, "auth is not enabled on this gateway")
+        if gateway.verifier is None:
+            raise ProtocolError(ErrorCode.BAD_REQUEST, "auth is not enabled on this gateway")
+        try:
+            grant = renew(session, gateway.verifier, frame.token)
+        except AuthError as exc:
+            # The current token stays in force until it runs out.
+            raise ProtocolError(ErrorCode.UNAUTHORIZED, str(exc)) from None
+        gateway.subscriber.regrant(session, grant)
 
 
 async def _close(websocket: WebSocket, code: int, reason: str) -> None:

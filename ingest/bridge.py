@@ -39,9 +39,22 @@ from ingest.leases import Lease, LeaseLost, Leases
 from ingest.mapping import EntryKey, Message, Rejected, entry_key, format_key, gap_notice, map_entry
 from ingest.reader import Entry, Gap, gaps_key
 from ingest.stats import IngestStats
-from services.envelope import PUBLISH_TS
+from services.envelope import MSG_ID, ORIGIN_TS, PUBLISH_TS, TRACEPARENT, TRACESTATE
 from services.hops import now_us
 from services.settings import IngestSettings
+from services.telemetry import (
+    ATTR_DESTINATION,
+    ATTR_MESSAGE_ID,
+    ATTR_QUEUE_DELAY_US,
+    ATTR_STREAM,
+    ATTR_SYSTEM,
+    Span,
+    SpanKind,
+    Tracer,
+    extract,
+    sampled,
+    traceparent_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +107,7 @@ class Bridge:
     """Shared by every stream worker of one replica (one JetStream context, one retry state)."""
 
     def __init__(self, redis: aioredis.Redis, nc: NATS, js: JetStreamContext, leases: Leases,
-                 settings: IngestSettings, stats: IngestStats) -> None:
+                 settings: IngestSettings, stats: IngestStats, tracer: Tracer | None = None) -> None:
         self.redis = redis
         self.nc = nc
         self.js = js
@@ -104,6 +117,7 @@ class Bridge:
         self._advance = redis.register_script(_ADVANCE_HWM)
         self._gaps_announced = redis.register_script(_GAPS_ANNOUNCED)
         self._failing = False  # publish state, logged on change rather than per retry
+        self._tracer = tracer
 
     async def load_hwm(self, stream: str) -> EntryKey:
         raw = await self.redis.get(hwm_key(stream))
@@ -140,7 +154,10 @@ class Bridge:
                 messages.append(mapped)
 
         await self.leases.confirm(lease)
+        spans = self._start_spans(stream, messages, read_us) if self._tracer is not None else []
         await self._publish(lease, messages)
+        for span in spans:
+            span.end()  # read from Redis → publish acknowledged
         if rejected:
             await self._dead_letter(stream, rejected)
         for gap in gaps:
@@ -163,6 +180,25 @@ class Bridge:
         if entries:
             self.stats.last_id[stream] = entries[-1].id
         return hwm
+
+    def _start_spans(self, stream: str, messages: Sequence[Message], read_us: int) -> list[Span]:
+        """A span per sampled message, child of the producer's; its context replaces the
+        entry's in the headers, so the gateway's span is in turn a child of this one."""
+        assert self._tracer is not None
+        spans = []
+        for message in messages:
+            traceparent = message.headers.get(TRACEPARENT)
+            if not sampled(traceparent):
+                continue
+            origin = int(message.headers.get(ORIGIN_TS, read_us))
+            span = self._tracer.start_span(
+                f"ingest {stream}", context=extract(traceparent, message.headers.get(TRACESTATE)),
+                kind=SpanKind.PRODUCER, start_time=read_us * 1000,
+                attributes={ATTR_SYSTEM: "nats", ATTR_DESTINATION: message.subject, ATTR_STREAM: stream,
+                            ATTR_MESSAGE_ID: message.headers.get(MSG_ID, ""), ATTR_QUEUE_DELAY_US: read_us - origin})
+            message.headers[TRACEPARENT] = traceparent_of(span)
+            spans.append(span)
+        return spans
 
     async def _publish(self, lease: Lease, messages: Sequence[Message]) -> None:
         """Publish in order until every message is acknowledged; retries resume at the first unacked.

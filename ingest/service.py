@@ -39,6 +39,7 @@ from ingest.worker import StreamWorker
 from services.connections import ensure_stream, open_nats, open_redis
 from services.lifecycle import stop_on_signals
 from services.settings import IngestSettings
+from services.telemetry import INGEST, tracing
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,7 @@ class Ingest:
                 registry.register(IngestCollector(self.stats, lambda: len(self.streams), self.ready))
                 await stack.enter_async_context(
                     serve_probes(Probes(self.ready, registry), settings.metrics_host, settings.metrics_port))
+            tracer = stack.enter_context(tracing(INGEST, settings.bus.tracing))
             redis = await stack.enter_async_context(open_redis(settings.bus.redis_url))
             # nats.py's initial connect already retries forever (max_reconnect_attempts=-1).
             self._nc = nc = await stack.enter_async_context(
@@ -97,7 +99,7 @@ class Ingest:
             if not await self._ensure_stream(stop, js):
                 return
             leases = Leases(redis, settings.replica, settings.lease_ttl)
-            bridge = Bridge(redis, nc, js, leases, settings, self.stats)
+            bridge = Bridge(redis, nc, js, leases, settings, self.stats, tracer)
             log.info("ingest %s: bridging streams %r into %s", settings.replica, settings.streams, settings.bus.stream)
             self.started.set()
             async with asyncio.TaskGroup() as tg:

@@ -35,7 +35,41 @@ def _parser() -> argparse.ArgumentParser:
     sim = sub.add_parser("simulate", help="the market simulator: XADDs ticks and trades")
     sim.add_argument("--symbols", type=int, default=None)
     sim.add_argument("--rate", type=float, default=None, help="entries per second in total")
+
+    tok = sub.add_parser("token", help="issue an HS256 token for development (signed with TICKWIRE_JWT_SECRET)")
+    tok.add_argument("--sub", required=True, help="subject: who the token is for")
+    tok.add_argument("--topics", required=True, help="comma list of granted topic patterns: 'ticks.*,trades.AAPL'")
+    tok.add_argument("--ttl", type=_duration, default=3600.0, help="lifetime: 90s, 30m, 1h, 2d (default 1h)")
+    tok.add_argument("--aud", default="", help="audience (TICKWIRE_JWT_AUDIENCE on the gateway)")
+    tok.add_argument("--iss", default="", help="issuer (TICKWIRE_JWT_ISSUER on the gateway)")
+
+    bench = sub.add_parser("bench", help="benchmark Tickwire against typical peers (docs/benchmarks.md)")
+    bench.add_argument("--quick", action="store_true", help="a smoke run (< 2 minutes)")
+    bench.add_argument("--scenario", default=None,
+                       help="broadcast|selective|idle|failover|ingest|tracing|all, or a comma list")
+    bench.add_argument("--systems", default=None, help="comma list of tickwire,fastapi,socketio,natsws")
+    bench.add_argument("--clients", type=int, default=None, help="WebSocket clients per streaming run")
+    bench.add_argument("--rates", default=None, help="offered rates to sweep, e.g. 500,1000,2000")
+    bench.add_argument("--duration", type=float, default=None, help="seconds of producing per run")
+    bench.add_argument("--idle", type=int, default=None, help="idle connections for the idle scenario")
+    bench.add_argument("--client-procs", type=int, default=None, help="client processes per run")
+    bench.add_argument("--report", action="store_true",
+                       help="only regenerate docs/benchmarks.md and its plot from the last results")
     return parser
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(raw: str) -> float:
+    unit = _UNITS.get(raw[-1:].lower())
+    try:
+        value = float(raw[:-1]) * unit if unit is not None else float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a duration like 90s, 30m, 1h, 2d") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("a duration must be positive")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -81,6 +115,30 @@ def _dispatch(args: argparse.Namespace, env: dict[str, str]) -> int:
             env["TICKWIRE_SIM_RATE"] = str(args.rate)
         asyncio.run(run_simulator(SimulatorSettings.from_env(env)))
         return 0
+    if args.command == "token":
+        from services.subjects import TopicError
+        from services.tokens import issue
+
+        secret = env.get("TICKWIRE_JWT_SECRET", "")
+        if not secret:
+            raise SettingsError("TICKWIRE_JWT_SECRET is not set: `tickwire token` signs with it")
+        topics = [t.strip() for t in args.topics.split(",") if t.strip()]
+        try:
+            token = issue(secret, args.sub, topics, args.ttl, audience=args.aud, issuer=args.iss)
+        except TopicError as exc:
+            raise SettingsError(f"--topics: {exc}") from None
+        sys.stdout.write(token + "\n")
+        return 0
+    if args.command == "bench":
+        from services.bench.cli import options_from_args
+        from services.bench.runner import main as run_bench
+
+        return run_bench(options_from_args(args), report_only=args.report)
+    if args.command == "bench":
+        from services.bench.cli import options_from_args
+        from services.bench.runner import main as run_bench
+
+        return run_bench(options_from_args(args), report_only=args.report)
     raise AssertionError(args.command)
 
 

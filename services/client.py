@@ -84,6 +84,7 @@ class TickwireClient:
         self._subprotocols = list(subprotocols)
         self._queue: asyncio.Queue[Message | BaseException] = asyncio.Queue(queue_size)
         self._ws: ClientConnection | None = None
+        self._receipts: list[dict[str, Any]] = []  # of traced messages, reported after each frame
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
         self.subscribed = asyncio.Event()
@@ -185,6 +186,10 @@ class TickwireClient:
             elif kind == "batch":
                 for item in frame["msgs"]:
                     await self._deliver(item)
+            if self._receipts:
+                # Receipts of traced messages let the gateway trace the last hop (design §4).
+                await ws.send(orjson.dumps({"type": "report", "received": self._receipts}).decode())
+                self._receipts = []
             elif kind == "subscribed":
                 self._on_subscribed(frame)
             elif kind == "gap":
@@ -223,15 +228,10 @@ class TickwireClient:
             if matches(pattern, topic) and seq > self.position.get(pattern, 0):
                 self.position[pattern] = seq
         self.stats.received += 1
+        received = time.time_ns() // 1000
+        trace = frame.get("trace")
+        if trace is not None:
+            self._receipts.append({"seq": seq, "trace": trace, "t": received})
         await self._queue.put(
-            Message(
-                topic,
-                seq,
-                frame["id"],
-                frame["ts"],
-                frame["data"],
-                time.time_ns() // 1000,
-                frame.get("trace"),
-                frame.get("hops"),
-            )
+            Message(topic, seq, frame["id"], frame["ts"], frame["data"], received, trace, frame.get("hops"))
         )

@@ -3,11 +3,17 @@
 NATS is set to reconnect forever (nats.py gives up after 60 attempts by default) with a
 bounded pending buffer: while disconnected, publishes queue up to ``nats_pending_bytes``
 and past it raise ``OutboundBufferLimitError``, which the caller treats as "retry later".
+
+Credentials: user/password or token in the URL, a ``.creds`` file (JWT + nkey seed) or an
+nkey seed file; TLS by a ``tls://`` URL and/or a CA (plus a client certificate for mutual
+TLS). Redis takes all of it in its URL (``rediss://:password@host/0?ssl_ca_certs=…``).
+URLs are logged only through ``services.redact``.
 """
 
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -18,6 +24,7 @@ from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig, StreamInfo
 from nats.js.errors import NotFoundError
 
+from services.redact import redact
 from services.settings import BusSettings
 
 log = logging.getLogger(__name__)
@@ -30,6 +37,25 @@ async def open_redis(url: str) -> AsyncIterator[aioredis.Redis]:
         yield client
     finally:
         await client.aclose()
+
+
+def nats_tls(bus: BusSettings) -> ssl.SSLContext | None:
+    """A TLS context when a CA or client certificate is configured (``tls://`` alone uses the system CAs)."""
+    if not (bus.nats_tls_ca or bus.nats_tls_cert):
+        return None
+    context = ssl.create_default_context(cafile=bus.nats_tls_ca or None)
+    if bus.nats_tls_cert:
+        context.load_cert_chain(bus.nats_tls_cert, bus.nats_tls_key or None)
+    return context
+
+
+def nats_auth(bus: BusSettings) -> dict[str, str]:
+    """nats.connect keyword arguments for a credentials or nkey seed file (paths, never contents)."""
+    if bus.nats_creds_file:
+        return {"user_credentials": bus.nats_creds_file}
+    if bus.nats_nkey_file:
+        return {"nkeys_seed": bus.nats_nkey_file}
+    return {}
 
 
 @asynccontextmanager
@@ -46,7 +72,7 @@ async def open_nats(bus: BusSettings, name: str) -> AsyncIterator[NATS]:
     async def reconnected() -> None:
         nonlocal quiet
         quiet = False
-        log.info("nats: reconnected to %s", nc.connected_url.netloc if nc.connected_url else "?")
+        log.info("nats: reconnected to %s", redact(nc.connected_url.geturl()) if nc.connected_url else "?")
 
     async def error(exc: Exception) -> None:
         nonlocal quiet
@@ -69,6 +95,8 @@ async def open_nats(bus: BusSettings, name: str) -> AsyncIterator[NATS]:
         reconnected_cb=reconnected,
         error_cb=error,
         closed_cb=closed,
+        tls=nats_tls(bus),
+        **nats_auth(bus),
     )
     try:
         yield nc

@@ -13,8 +13,11 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
+from opentelemetry.trace import get_current_span
+from redis.typing import EncodableT, FieldT
 
 from services.hops import now_us
+from services.telemetry import traceparent_of
 
 
 def stream_key(channel: str) -> str:
@@ -23,9 +26,9 @@ def stream_key(channel: str) -> str:
 
 def entry_fields(
     data: Any, symbol: str | None = None, ts: int | None = None, trace: dict[str, str] | None = None
-) -> dict[str, str | bytes]:
+) -> dict[FieldT, EncodableT]:
     """The field map of one entry: ``data`` as JSON, ``ts`` in µs, optional routing and trace."""
-    fields: dict[str, str | bytes] = {"data": orjson.dumps(data), "ts": str(ts if ts is not None else now_us())}
+    fields: dict[FieldT, EncodableT] = {"data": orjson.dumps(data), "ts": str(ts if ts is not None else now_us())}
     if symbol:
         fields["symbol"] = symbol
     if trace:
@@ -43,10 +46,18 @@ async def add_entry(
     trace: dict[str, str] | None = None,
     maxlen: int | None = None,
 ) -> str:
-    """XADD one entry to ``md:<channel>``; returns its entry ID."""
+    """XADD one entry to ``md:<channel>``; returns its entry ID.
+
+    Without an explicit ``trace``, a sampled current span (the caller's own tracing)
+    becomes the entry's parent, so the trace continues through ingest and the gateway.
+    """
+    if trace is None:
+        current = get_current_span()
+        if current.get_span_context().trace_flags.sampled:
+            trace = {"traceparent": traceparent_of(current)}
     entry_id = await redis.xadd(
         stream_key(channel),
-        entry_fields(data, symbol, ts, trace),  # type: ignore[arg-type]
+        entry_fields(data, symbol, ts, trace),
         maxlen=maxlen,
         approximate=True,
     )

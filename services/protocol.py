@@ -22,6 +22,7 @@ MAX_TOPICS_PER_FRAME = 256
 
 class CloseCode(enum.IntEnum):
     NORMAL = 1000
+    INVALID_DATA = 1007
     POLICY = 1008
     TOO_LARGE = 1009
     INTERNAL = 1011
@@ -36,7 +37,8 @@ class ErrorCode(enum.StrEnum):
     BAD_TOPIC = "bad_topic"
     BAD_SINCE = "bad_since"
     TOO_MANY_SUBSCRIPTIONS = "too_many_subscriptions"
-    FORBIDDEN = "forbidden"
+    UNAUTHORIZED = "unauthorized"  # no token, or one that does not verify
+    FORBIDDEN = "forbidden"  # a verified token that does not grant this
     RATE_LIMITED = "rate_limited"
     UNAVAILABLE = "unavailable"
 

@@ -11,10 +11,13 @@ import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 from services.subjects import validate_pattern
 
 T = TypeVar("T")
+
+MIN_SECRET_BYTES = 32  # HS256 keys shorter than the hash output are brute-forceable offline
 
 
 class SettingsError(ValueError):
@@ -75,6 +78,40 @@ def _storage(raw: str) -> str:
     return raw
 
 
+def _tracing(env: Mapping[str, str]) -> bool:
+    """Spans are exported when an OTLP endpoint is configured and the SDK is not disabled;
+    the SDK itself reads the rest of the standard ``OTEL_*`` variables."""
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return False
+    return bool(env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+
+
+def _auth(raw: str) -> str:
+    if raw not in ("none", "jwt"):
+        raise ValueError("must be 'none' or 'jwt'")
+    return raw
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    return tuple(normalize_origin(o) for o in _csv(raw))
+
+
+def normalize_origin(origin: str) -> str:
+    """``scheme://host[:port]`` lowercased, as browsers send it; anything else is refused.
+
+    A ``*`` is refused on purpose: the list decides which sites may open a connection
+    carrying their users' browsers, and "any site" defeats the check (facts.md, OWASP).
+    """
+    parts = urlsplit(origin.strip().rstrip("/").lower())
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path or parts.query or parts.username:
+        raise ValueError(f"{origin!r} is not an origin (scheme://host[:port], no path, no '*')")
+    try:
+        parts.port  # noqa: B018 - parsing it is the check
+    except ValueError:
+        raise ValueError(f"{origin!r} has a bad port") from None
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 def _default_node() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
@@ -92,6 +129,13 @@ class BusSettings:
     duplicate_window: float = 120.0
     storage: str = "file"
     nats_pending_bytes: int = 8 * 1024 * 1024
+    tracing: bool = False  # export spans over OTLP (see services.telemetry)
+    # Secrets stay in files the process reads; only their paths are settings.
+    nats_creds_file: str = ""
+    nats_nkey_file: str = ""
+    nats_tls_ca: str = ""
+    nats_tls_cert: str = ""
+    nats_tls_key: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> BusSettings:
@@ -105,6 +149,12 @@ class BusSettings:
             duplicate_window=_get(env, "TICKWIRE_DUPLICATE_WINDOW", d.duplicate_window, _non_negative_float),
             storage=_get(env, "TICKWIRE_STORAGE", d.storage, _storage),
             nats_pending_bytes=_get(env, "TICKWIRE_NATS_PENDING_BYTES", d.nats_pending_bytes, _positive_int),
+            tracing=_tracing(env),
+            nats_creds_file=_get(env, "TICKWIRE_NATS_CREDS_FILE", d.nats_creds_file, str),
+            nats_nkey_file=_get(env, "TICKWIRE_NATS_NKEY_FILE", d.nats_nkey_file, str),
+            nats_tls_ca=_get(env, "TICKWIRE_NATS_TLS_CA", d.nats_tls_ca, str),
+            nats_tls_cert=_get(env, "TICKWIRE_NATS_TLS_CERT", d.nats_tls_cert, str),
+            nats_tls_key=_get(env, "TICKWIRE_NATS_TLS_KEY", d.nats_tls_key, str),
         )
 
 
@@ -166,6 +216,32 @@ class GatewaySettings:
     drain_window: float = 5.0
     max_frames_per_second: float = 50.0
     conflate: tuple[str, ...] = ()
+    auth: str = "none"
+    auth_query_token: bool = False
+    jwt_secret: str = field(default="", repr=False)
+    jwt_public_key_file: str = ""
+    jwks_file: str = ""
+    jwt_audience: str = ""
+    jwt_issuer: str = ""
+    jwt_leeway: float = 5.0
+
+    def __post_init__(self) -> None:
+        # Here rather than in from_env so that settings built in code are held to it too.
+        if self.auth not in ("none", "jwt"):
+            raise SettingsError(f"TICKWIRE_AUTH={self.auth!r}: must be 'none' or 'jwt'")
+        if self.auth != "jwt":
+            return
+        sources = [name for name, value in (("TICKWIRE_JWT_SECRET", self.jwt_secret),
+                                             ("TICKWIRE_JWT_PUBLIC_KEY_FILE", self.jwt_public_key_file),
+                                             ("TICKWIRE_JWKS_FILE", self.jwks_file)) if value]
+        if len(sources) != 1:
+            raise SettingsError("TICKWIRE_AUTH=jwt needs exactly one of TICKWIRE_JWT_SECRET, "
+                                "TICKWIRE_JWT_PUBLIC_KEY_FILE, TICKWIRE_JWKS_FILE "
+                                f"(set: {', '.join(sources) or 'none'})")
+        if self.jwt_secret and len(self.jwt_secret.encode()) < MIN_SECRET_BYTES:
+            # The value itself is never part of the message.
+            raise SettingsError(f"TICKWIRE_JWT_SECRET is too weak: it must be at least {MIN_SECRET_BYTES} bytes "
+                                "(e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(48))')")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> GatewaySettings:
@@ -184,12 +260,20 @@ class GatewaySettings:
             outbox_messages=_get(env, "TICKWIRE_OUTBOX_MESSAGES", d.outbox_messages, _positive_int),
             batch_max=_get(env, "TICKWIRE_BATCH_MAX", d.batch_max, _positive_int),
             web_dir=_get(env, "TICKWIRE_WEB_DIR", d.web_dir, str),
-            allowed_origins=_get(env, "TICKWIRE_ALLOWED_ORIGINS", d.allowed_origins, _csv),
+            allowed_origins=_get(env, "TICKWIRE_ALLOWED_ORIGINS", d.allowed_origins, _origins),
             drain_grace=_get(env, "TICKWIRE_DRAIN_GRACE", d.drain_grace, _non_negative_float),
             drain_window=_get(env, "TICKWIRE_DRAIN_WINDOW", d.drain_window, _non_negative_float),
             max_frames_per_second=_get(env, "TICKWIRE_MAX_FRAMES_PER_SECOND", d.max_frames_per_second,
                                        _positive_float),
             conflate=_get(env, "TICKWIRE_CONFLATE", d.conflate, _patterns),
+            auth=_get(env, "TICKWIRE_AUTH", d.auth, _auth),
+            auth_query_token=_get(env, "TICKWIRE_AUTH_QUERY_TOKEN", d.auth_query_token, _bool),
+            jwt_secret=env.get("TICKWIRE_JWT_SECRET", "").strip(),  # not via _get: its errors echo the value
+            jwt_public_key_file=_get(env, "TICKWIRE_JWT_PUBLIC_KEY_FILE", d.jwt_public_key_file, str),
+            jwks_file=_get(env, "TICKWIRE_JWKS_FILE", d.jwks_file, str),
+            jwt_audience=_get(env, "TICKWIRE_JWT_AUDIENCE", d.jwt_audience, str),
+            jwt_issuer=_get(env, "TICKWIRE_JWT_ISSUER", d.jwt_issuer, str),
+            jwt_leeway=_get(env, "TICKWIRE_JWT_LEEWAY", d.jwt_leeway, _non_negative_float),
         )
 
 
@@ -203,6 +287,7 @@ class SimulatorSettings:
     maxlen: int = 100_000
     trade_ratio: float = 0.2
     seed: int | None = None
+    tracing: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> SimulatorSettings:
@@ -214,4 +299,5 @@ class SimulatorSettings:
             maxlen=_get(env, "TICKWIRE_SIM_MAXLEN", d.maxlen, _positive_int),
             trade_ratio=_get(env, "TICKWIRE_SIM_TRADE_RATIO", d.trade_ratio, _non_negative_float),
             seed=_get(env, "TICKWIRE_SIM_SEED", d.seed, int),
+            tracing=_tracing(env),
         )

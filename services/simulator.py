@@ -9,6 +9,7 @@ the streams are bounded by MAXLEN.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import random
@@ -21,6 +22,7 @@ from services.hops import now_us
 from services.lifecycle import stop_on_signals
 from services.producer import entry_fields, stream_key
 from services.settings import SimulatorSettings
+from services.telemetry import ATTR_STREAM, ATTR_TOPIC, SIMULATOR, SpanKind, Tracer, traceparent_of, tracing
 
 log = logging.getLogger(__name__)
 
@@ -122,29 +124,43 @@ async def run(settings: SimulatorSettings, stop: asyncio.Event | None = None) ->
 
 async def _simulate(settings: SimulatorSettings, stop: asyncio.Event) -> None:
     market = Market(settings)
-    async with open_redis(settings.redis_url) as redis:
-        log.info(
-            "simulating %d symbols at %.0f entries/s into md:ticks and md:trades",
-            len(market.instruments),
-            settings.rate,
-        )
-        started = time.monotonic()
-        sent = 0
-        while not stop.is_set():
-            due = int((time.monotonic() - started) * settings.rate) - sent
-            if due > 0:
-                pipe = redis.pipeline(transaction=False)
-                for _ in range(due):
-                    channel, symbol, data = market.next_entry()
-                    pipe.xadd(
-                        stream_key(channel),
-                        entry_fields(data, symbol, now_us()),  # type: ignore[arg-type]
-                        maxlen=settings.maxlen,
-                        approximate=True,
-                    )
-                await pipe.execute()
-                sent += due
-            try:
-                await asyncio.wait_for(stop.wait(), TICK_INTERVAL)
-            except TimeoutError:
-                pass
+    with tracing(SIMULATOR, settings.tracing) as tracer:
+        async with open_redis(settings.redis_url) as redis:
+            log.info(
+                "simulating %d symbols at %.0f entries/s into md:ticks and md:trades",
+                len(market.instruments),
+                settings.rate,
+            )
+            started = time.monotonic()
+            sent = 0
+            while not stop.is_set():
+                due = int((time.monotonic() - started) * settings.rate) - sent
+                if due > 0:
+                    pipe = redis.pipeline(transaction=False)
+                    for _ in range(due):
+                        channel, symbol, data = market.next_entry()
+                        fields = entry_fields(data, symbol, now_us(), origin_trace(tracer, channel, symbol))
+                        pipe.xadd(
+                            stream_key(channel),
+                            fields,
+                            maxlen=settings.maxlen,
+                            approximate=True,
+                        )
+                    await pipe.execute()
+                    sent += due
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), TICK_INTERVAL)
+
+
+def origin_trace(tracer: Tracer | None, channel: str, symbol: str) -> dict[str, str] | None:
+    """The trace context of a producer span for one entry, when the sampler keeps it
+    (parent-based ratio from ``OTEL_TRACES_SAMPLER``/``_ARG``); None otherwise."""
+    if tracer is None:
+        return None
+    span = tracer.start_span(
+        f"produce md:{channel}",
+        kind=SpanKind.PRODUCER,
+        attributes={ATTR_STREAM: f"md:{channel}", ATTR_TOPIC: f"{channel}.{symbol}"},
+    )
+    span.end()
+    return {"traceparent": traceparent_of(span)} if span.get_span_context().trace_flags.sampled else None

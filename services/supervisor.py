@@ -19,6 +19,7 @@ from pathlib import Path
 
 from services.lifecycle import stop_on_signals
 from services.localservers import free_port, nats_argv, port_in_use, redis_argv
+from services.redact import redact
 
 log = logging.getLogger("tickwire.up")
 
@@ -152,8 +153,8 @@ class Supervisor:
         lines = [f"  dashboard  http://127.0.0.1:{gateways[0].port}/" if gateways else ""]
         lines += [f"  {c.name:<10} ws://127.0.0.1:{c.port}/ws" for c in gateways]
         lines += [
-            f"  redis      {self.env['REDIS_URL']}",
-            f"  nats       {self.env['NATS_URL']}",
+            f"  redis      {redact(self.env['REDIS_URL'])}",
+            f"  nats       {redact(self.env['NATS_URL'])}",
             f"  state      {self.state}",
             "  Ctrl-C stops everything.",
         ]

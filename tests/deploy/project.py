@@ -22,9 +22,6 @@ ROOT = Path(__file__).resolve().parents[2]
 K8S_VERSION = "1.32.0"  # a version kubernetes-validate 1.37 ships schemas for
 OVERLAYS = ("dev", "prod")
 
-# Read by the gateway once draining and auth land (issue notes); accepted here meanwhile.
-# test_pending_names reports each one as xfail until the code reads it.
-PENDING_ENV = frozenset({"TICKWIRE_AUTH", "TICKWIRE_JWT_SECRET"})
 
 # Secrets that only compose another variable's value through $(NAME) in Kubernetes.
 CREDENTIAL_PARTS = frozenset({"REDIS_PASSWORD", "NATS_USER", "NATS_PASSWORD"})
@@ -69,7 +66,7 @@ def otel_standard_names() -> frozenset[str]:
 
 
 def allowed_env_names() -> frozenset[str]:
-    return env_names_read_by_code() | otel_standard_names() | PENDING_ENV
+    return env_names_read_by_code() | otel_standard_names()
 
 
 @cache

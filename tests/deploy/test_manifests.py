@@ -14,12 +14,10 @@ from tests.deploy.project import (
     DRAIN_MARGIN_SECONDS,
     K8S_VERSION,
     OVERLAYS,
-    PENDING_ENV,
     ROOT,
     allowed_env_names,
     cli_subcommands,
     console_scripts,
-    env_names_read_by_code,
     kubectl,
     render_overlay,
 )
@@ -302,10 +300,3 @@ def test_redis_keeps_an_append_only_file(objects: tuple[dict[str, Any], ...]) ->
     conf = find(objects, "ConfigMap", "redis-config")["data"]["redis.conf"]
     assert re.search(r"^appendonly yes$", conf, re.M) and re.search(r"^appendfsync everysec$", conf, re.M)
     assert sts["spec"]["volumeClaimTemplates"]
-
-
-@pytest.mark.parametrize("name", sorted(PENDING_ENV))
-def test_pending_names(name: str) -> None:
-    """Variables the manifests set ahead of the code: xfail until the code reads them."""
-    if name not in env_names_read_by_code():
-        pytest.xfail(f"{name} is set by the deploy files but not read by the code yet")

@@ -40,3 +40,16 @@ def test_drops_spread_over_seconds_are_not_abuse() -> None:
         for _ in range(2):
             assert limit.check() is not Verdict.ABUSE
         clock.now += 0.1
+
+
+def test_a_flood_just_under_the_abuse_line_is_abuse_once_sustained() -> None:
+    """1. rate 10: 50 frames/s (5 × the rate, under the 100/s abuse line)  2. no abuse in the
+    first windows  3. abuse once three whole seconds in a row were flooded."""
+    clock = Clock()
+    limit = FrameRateLimit(10, clock)
+    verdicts = []
+    for _ in range(50 * 5):
+        verdicts.append(limit.check())
+        clock.now += 0.02
+    first = verdicts.index(Verdict.ABUSE)
+    assert 3.0 <= first * 0.02 <= 4.5, first

@@ -1,0 +1,133 @@
+"""What the gateway measures and traces: per-hop latency, counters, spans.
+
+Every message feeds the per-hop histograms (``/metrics``) and the sliding window behind
+``/api/latency``. A sampled message also gets a span — JetStream receive → fanned out to
+its subscribers' outboxes — whose context is the ``trace`` its clients receive; when a
+browser's ``report`` names that trace, the last hop (gateway send → browser receive, in the
+browser's clock corrected for offset) becomes a span in the same trace.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from gateway.latency import HOPS, LatencyWindow
+from gateway.message import Message
+from services import envelope
+from services.hops import now_us
+from services.protocol import Report
+from services.telemetry import (
+    ATTR_DESTINATION,
+    ATTR_NODE,
+    ATTR_SEQ,
+    ATTR_SESSION,
+    ATTR_SUBSCRIBERS,
+    ATTR_SYSTEM,
+    ATTR_TOPIC,
+    Span,
+    SpanKind,
+    Tracer,
+    extract,
+    sampled,
+)
+
+BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+TRACED_SENDS = 10_000  # traced messages remembered for their browser receipts (1% of 1M)
+BROWSER_HOP = "gateway_to_browser"
+
+
+class Telemetry:
+    def __init__(self, node: str, tracer: Tracer | None) -> None:
+        self.node = node
+        self.tracer = tracer
+        self.latency = LatencyWindow()
+        # Its own registry: several gateways may live in one process (tests, workers).
+        self.registry = CollectorRegistry(auto_describe=False)
+        self._messages = Counter("tickwire_gateway_messages", "Messages received from JetStream",
+                                 registry=self.registry)
+        self._deliveries = Counter("tickwire_gateway_deliveries", "Messages queued to client connections",
+                                   registry=self.registry)
+        self._closes = Counter("tickwire_gateway_closes", "Client connections closed, by close code", ["code"],
+                               registry=self.registry)
+        self._resumes = Counter("tickwire_gateway_resumes", "Subscribes that resumed with since (reconnects)",
+                                registry=self.registry)
+        self._reports = Counter("tickwire_gateway_browser_receipts", "Traced messages reported by clients",
+                                registry=self.registry)
+        hops = Histogram("tickwire_hop_latency_seconds", "Latency per hop of the data path", ["hop"],
+                         buckets=BUCKETS, registry=self.registry)
+        self._hops = {name: (start, end, hops.labels(name)) for name, start, end in HOPS}
+        self._browser = hops.labels(BROWSER_HOP)
+        self._sends: OrderedDict[str, tuple[int, int, str]] = OrderedDict()  # trace → (sent µs, seq, topic)
+
+    def gauges(self, connections: Callable[[], int], subscriptions: Callable[[], int],
+               outbox: Callable[[], int], lag: Callable[[], int]) -> None:
+        """Figures read at scrape time from the gateway's own state."""
+        for name, doc, read in (
+            ("tickwire_connections", "Client connections open on this replica", connections),
+            ("tickwire_gateway_subscriptions", "Subscriptions (patterns) over all connections", subscriptions),
+            ("tickwire_gateway_outbox_messages", "Frames queued to clients, not yet sent", outbox),
+            ("tickwire_consumer_lag_messages", "Stream messages this replica has not received yet", lag),
+        ):
+            Gauge(name, doc, registry=self.registry).set_function(read)
+
+    # ---- per message ---------------------------------------------------------------
+
+    def start(self, headers: Mapping[str, str] | None, topic: str, seq: int, received_us: int) -> Span | None:
+        """A span for a sampled message (child of ingest's), before its frame is encoded."""
+        if self.tracer is None or not headers:
+            return None
+        traceparent = headers.get(envelope.TRACEPARENT)
+        if not sampled(traceparent):
+            return None
+        return self.tracer.start_span(
+            f"deliver {topic}", context=extract(traceparent, headers.get(envelope.TRACESTATE)),
+            kind=SpanKind.CONSUMER, start_time=received_us * 1000,
+            attributes={ATTR_SYSTEM: "nats", ATTR_DESTINATION: f"md.{topic}", ATTR_TOPIC: topic, ATTR_SEQ: seq,
+                        ATTR_NODE: self.node})
+
+    def delivered(self, message: Message, receivers: int, span: Span | None) -> None:
+        self._messages.inc()
+        self._deliveries.inc(receivers)
+        if message.hops is not None:
+            self.latency.record(message.hops)
+            for start, end, histogram in self._hops.values():
+                if start in message.hops and end in message.hops:
+                    histogram.observe((message.hops[end] - message.hops[start]) / 1e6)
+        if message.trace is None:
+            return
+        # Fanned out: the gateway hop ends and the browser's begins at the same instant.
+        sent = now_us()
+        self._sends[message.trace] = (sent, message.seq, message.topic)
+        if len(self._sends) > TRACED_SENDS:
+            self._sends.popitem(last=False)
+        if span is not None:
+            span.set_attribute(ATTR_SUBSCRIBERS, receivers)
+            span.end(end_time=sent * 1000)
+
+    # ---- per connection ------------------------------------------------------------
+
+    def closed(self, code: int) -> None:
+        self._closes.labels(str(code)).inc()
+
+    def resumed(self) -> None:
+        self._resumes.inc()
+
+    def report(self, session: str, report: Report) -> None:
+        """A client's receipts of traced messages: the browser hop, measured and traced."""
+        for receipt in report.received:
+            sent = self._sends.get(receipt.trace)
+            if sent is None or receipt.t < sent[0]:
+                continue  # not ours, forgotten, or a clock the offset did not fix
+            sent_us, seq, topic = sent
+            self._reports.inc()
+            self._browser.observe((receipt.t - sent_us) / 1e6)
+            self.latency.record_hop(BROWSER_HOP, receipt.t - sent_us)
+            if self.tracer is not None:
+                span = self.tracer.start_span(
+                    f"browser receive {topic}", context=extract(receipt.trace), kind=SpanKind.CONSUMER,
+                    start_time=sent_us * 1000,
+                    attributes={ATTR_TOPIC: topic, ATTR_SEQ: seq, ATTR_SESSION: session, ATTR_NODE: self.node})
+                span.end(end_time=receipt.t * 1000)

@@ -1,0 +1,108 @@
+"""A real OTLP/HTTP trace receiver for tests: decodes exports with ``opentelemetry-proto``.
+
+It speaks the protocol Jaeger accepts (POST ``/v1/traces``, protobuf body), so what the
+services export here is what Jaeger would show.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+from dataclasses import dataclass, field
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+from services.localservers import free_port
+
+
+@dataclass(frozen=True)
+class ReceivedSpan:
+    service: str
+    name: str
+    trace_id: str
+    span_id: str
+    parent_id: str
+    kind: int
+    start_ns: int
+    end_ns: int
+    attributes: dict[str, object]
+
+
+@dataclass
+class OtlpReceiver:
+    port: int = field(default_factory=free_port)
+    spans: list[ReceivedSpan] = field(default_factory=list)
+    _server: asyncio.Server | None = None
+    _writers: set[asyncio.StreamWriter] = field(default_factory=set)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def __aenter__(self) -> OtlpReceiver:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in list(self._writers):
+            writer.close()  # the handler reading from it ends with IncompleteReadError
+        await self._server.wait_closed()
+
+    def trace(self, trace_id: str) -> list[ReceivedSpan]:
+        return [s for s in self.spans if s.trace_id == trace_id]
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                headers = dict(line.split(":", 1) for line in head.decode("latin-1").split("\r\n")[1:] if ":" in line)
+                headers = {k.strip().lower(): v.strip() for k, v in headers.items()}
+                body = await reader.readexactly(int(headers.get("content-length", "0")))
+                if headers.get("content-encoding") == "gzip":
+                    body = gzip.decompress(body)
+                self._decode(body)
+                reply = ExportTraceServiceResponse().SerializeToString()
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\n"
+                    + f"Content-Length: {len(reply)}\r\n\r\n".encode()
+                    + reply
+                )
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            self._writers.discard(writer)
+            writer.close()
+
+    def _decode(self, body: bytes) -> None:
+        request = ExportTraceServiceRequest()
+        request.ParseFromString(body)
+        for resource_spans in request.resource_spans:
+            service = next(
+                (a.value.string_value for a in resource_spans.resource.attributes if a.key == "service.name"), ""
+            )
+            for scope in resource_spans.scope_spans:
+                for span in scope.spans:
+                    attributes: dict[str, object] = {}
+                    for a in span.attributes:
+                        value = a.value
+                        attributes[a.key] = getattr(value, value.WhichOneof("value") or "string_value")
+                    self.spans.append(
+                        ReceivedSpan(
+                            service,
+                            span.name,
+                            span.trace_id.hex(),
+                            span.span_id.hex(),
+                            span.parent_span_id.hex(),
+                            span.kind,
+                            span.start_time_unix_nano,
+                            span.end_time_unix_nano,
+                            attributes,
+                        )
+                    )
