@@ -68,6 +68,14 @@ def authenticate(verifier: Verifier, token: str | None) -> Grant:
         raise AuthError(str(exc).encode()[:MAX_REASON_BYTES].decode(errors="ignore")) from None
 
 
+def connection_grant(verifier: Verifier | None, scope: Mapping[str, object], query: Mapping[str, str],
+                     allow_query: bool) -> Grant | None:
+    """A new connection's grant: None when auth is off; AuthError when it is refused."""
+    if verifier is None:
+        return None
+    return authenticate(verifier, presented_token(scope, query, allow_query))
+
+
 def renew(session: Session, verifier: Verifier, token: str) -> Grant:
     """Check a fresh token sent on an open connection; AuthError if it does not replace the old."""
     grant = authenticate(verifier, token)

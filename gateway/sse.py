@@ -32,7 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from gateway.auth import AuthError, authenticate, expire, presented_token
+from gateway.auth import AuthError, connection_grant, expire
 from gateway.session import Session, SessionState, Slot
 from gateway.state import Gateway
 from gateway.subscribe import Plan, forbidden
@@ -113,13 +113,11 @@ def _subscribe_frame(request: Request) -> Subscribe:
 
 async def sse_endpoint(request: Request) -> Response:
     gateway: Gateway = request.app.state.gateway
-    grant = None
-    if gateway.verifier is not None:
-        token = presented_token(request.scope, request.query_params, gateway.settings.auth_query_token)
-        try:
-            grant = authenticate(gateway.verifier, token)
-        except AuthError as exc:
-            return _refuse(401, ErrorCode.UNAUTHORIZED, str(exc))
+    try:
+        grant = connection_grant(gateway.verifier, request.scope, request.query_params,
+                                 gateway.settings.auth_query_token)
+    except AuthError as exc:
+        return _refuse(401, ErrorCode.UNAUTHORIZED, str(exc))
     try:
         frame = _subscribe_frame(request)
     except ProtocolError as exc:

@@ -23,7 +23,7 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from gateway.auth import AuthError, authenticate, expire, presented_token, renew
+from gateway.auth import AuthError, connection_grant, expire, renew
 from gateway.ratelimit import FrameRateLimit, Verdict
 from gateway.session import Session, SessionState
 from gateway.state import Gateway
@@ -56,15 +56,13 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
     # Accept first so that the refusal is a close code the client understands (closing
     # before accept would be a bare HTTP 403).
-    grant = None
-    if gateway.verifier is not None:
-        token = presented_token(websocket.scope, websocket.query_params, gateway.settings.auth_query_token)
-        try:
-            grant = authenticate(gateway.verifier, token)
-        except AuthError as exc:
-            log.info("refused websocket: %s", exc)
-            await _close(websocket, CloseCode.POLICY, str(exc))
-            return
+    try:
+        grant = connection_grant(gateway.verifier, websocket.scope, websocket.query_params,
+                                 gateway.settings.auth_query_token)
+    except AuthError as exc:
+        log.info("refused websocket: %s", exc)
+        await _close(websocket, CloseCode.POLICY, str(exc))
+        return
     if gateway.draining:
         await _close(websocket, CloseCode.RESTART, "draining")
         return
