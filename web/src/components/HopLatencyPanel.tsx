@@ -28,7 +28,8 @@ export function HopLatencyPanel({ table, error }: HopLatency) {
                   <th scope="row">{row.name}</th>
                   {table.columns.map((column) => (
                     <td className="num" key={column}>
-                      {fixed(row.values[column])}
+                      {/* "n" is a sample count, the rest are milliseconds */}
+                      {fixed(row.values[column], column === "n" ? 0 : 2)}
                     </td>
                   ))}
                 </tr>
