@@ -1,6 +1,8 @@
 /**
  * The page's settings, from its own URL: the gateway list (`?gateways=host:port,…`, default
- * the page's own origin), the initial topics (`?topics=`), and the transport (`?transport=`).
+ * the page's own origin), the initial topics (`?topics=`), the transport (`?transport=`) and,
+ * when the gateways require auth, a token in the fragment (`#token=…`): a fragment never
+ * reaches a server or its logs, and the page removes it from the address bar once read.
  */
 
 export type TransportChoice = "auto" | "ws" | "sse";
@@ -9,6 +11,7 @@ export interface PageConfig {
   gateways: string[];
   topics: string[];
   transport: TransportChoice;
+  token?: string;
 }
 
 export const DEFAULT_TOPICS = ["ticks.*", "trades.*"];
@@ -17,6 +20,7 @@ interface PageLocation {
   protocol: string;
   host: string;
   search: string;
+  hash?: string;
 }
 
 function list(value: string | null): string[] {
@@ -32,9 +36,11 @@ export function readPageConfig(location: PageLocation): PageConfig {
   // An entry may be a full ws(s):// URL, or host:port for the gateway's /ws.
   const given = list(params.get("gateways")).map((entry) => (entry.includes("://") ? entry : `${scheme}//${entry}/ws`));
   const transport = params.get("transport");
+  const token = new URLSearchParams((location.hash ?? "").replace(/^#/, "")).get("token");
   return {
     gateways: given.length ? given : [`${scheme}//${location.host}/ws`],
     topics: params.has("topics") ? list(params.get("topics")) : DEFAULT_TOPICS,
     transport: transport === "ws" || transport === "sse" ? transport : "auto",
+    ...(token ? { token } : {}),
   };
 }

@@ -13,7 +13,13 @@ import { MarketStore } from "./market/store";
 import "./styles.css";
 
 const config = readPageConfig(window.location);
-const client = new TickwireClient({ urls: config.gateways, topics: config.topics, transport: config.transport });
+if (config.token) history.replaceState(null, "", window.location.pathname + window.location.search);
+const client = new TickwireClient({
+  urls: config.gateways,
+  topics: config.topics,
+  transport: config.transport,
+  ...(config.token ? { token: config.token } : {}),
+});
 const store = new MarketStore();
 const buffer = new FrameBuffer((msgs) => store.apply(msgs, Date.now()));
 client.on("message", (msg) => buffer.push(msg));

@@ -67,4 +67,10 @@ describe("readPageConfig", () => {
       transport: "sse",
     });
   });
+
+  it("takes a token from the fragment, never from the query", () => {
+    const base = { protocol: "http:", host: "h", search: "?token=leaked" };
+    expect(readPageConfig({ ...base, hash: "#token=abc.def.ghi" }).token).toBe("abc.def.ghi");
+    expect(readPageConfig(base).token).toBeUndefined();
+  });
 });
