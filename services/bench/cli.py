@@ -1,0 +1,44 @@
+"""``tickwire bench`` arguments → ``Options`` (the subparser itself lives in services.cli)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+
+from services.bench.runner import SCENARIOS, Options
+from services.bench.systems import SYSTEMS
+from services.settings import SettingsError
+
+
+def _csv(raw: str, allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
+    items = tuple(x.strip() for x in raw.split(",") if x.strip())
+    if "all" in items:
+        return allowed
+    bad = [x for x in items if x not in allowed]
+    if bad or not items:
+        raise SettingsError(f"--{what}: {','.join(bad) or raw!r} not among {','.join(allowed)}")
+    return items
+
+
+def options_from_args(args: argparse.Namespace) -> Options:
+    options = Options.quick() if args.quick else Options()
+    options = replace(options, command=" ".join(["tickwire", *sys.argv[1:]]))
+    if args.scenario:
+        options = replace(options, scenarios=_csv(args.scenario, SCENARIOS, "scenario"))
+    if args.systems:
+        options = replace(options, systems=_csv(args.systems, SYSTEMS, "systems"))
+    if args.clients:
+        options = replace(options, clients=args.clients, failover_clients=options.failover_clients)
+    if args.rates:
+        try:
+            options = replace(options, rates=tuple(float(r) for r in args.rates.split(",") if r.strip()))
+        except ValueError:
+            raise SettingsError(f"--rates: {args.rates!r} is not a comma list of numbers") from None
+    if args.duration:
+        options = replace(options, duration=args.duration)
+    if args.idle:
+        options = replace(options, idle_connections=args.idle)
+    if args.client_procs:
+        options = replace(options, procs=args.client_procs)
+    return options

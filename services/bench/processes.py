@@ -1,0 +1,167 @@
+"""Child processes of the bench: start, measure by PID from /proc, stop by PID.
+
+CPU is read from ``/proc/<pid>/stat`` (utime + stime, and cutime + cstime for servers that
+fork helpers) so a run's cost is the delta between two readings; memory from
+``/proc/<pid>/status`` (VmRSS now, VmHWM the peak). Every child gets its own session so a
+Ctrl-C on the bench reaches only the bench, which then stops each child by PID.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from services.localservers import free_port, nats_server_binary, redis_argv, wait_for_port
+
+ROOT = Path(__file__).resolve().parents[2]
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int, children: bool = False) -> float:
+    """utime + stime of ``pid`` (plus its reaped children's when asked), in seconds; 0 if gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    # The command name may contain spaces: fields start after the last ')'.
+    fields = raw.rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15 of proc(5))
+    if children:
+        ticks += int(fields[13]) + int(fields[14])  # cutime, cstime
+    return ticks / CLK_TCK
+
+
+def status_kb(pid: int, key: str) -> int:
+    """A ``VmXxx`` line of /proc/<pid>/status in kB (0 if the process is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def raise_nofile(want: int = 65536) -> int:
+    """Raise the open-files soft limit towards ``want`` (bounded by the hard limit)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = min(want, hard) if hard != resource.RLIM_INFINITY else want
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def machine() -> dict[str, object]:
+    """What the figures were measured on."""
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+        mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        mem_kb = 0
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": model,
+        "memory_gib": round(mem_kb / 1024 / 1024, 1),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+    }
+
+
+@dataclass
+class Child:
+    """One process started by the bench; ``children`` counts forked helpers' CPU too."""
+
+    name: str
+    argv: list[str]
+    log_path: Path
+    env: dict[str, str] = field(default_factory=dict)
+    port: int | None = None
+    children: bool = False
+    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    def start(self) -> Child:
+        with open(self.log_path, "ab") as out:
+            self.proc = subprocess.Popen(
+                self.argv, cwd=ROOT, env={**os.environ, **self.env, "PYTHONUNBUFFERED": "1"},
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def cpu(self) -> float:
+        return cpu_seconds(self.pid, self.children) if self.proc is not None else 0.0
+
+    def wait_port(self, timeout: float = 20.0) -> Child:
+        assert self.port is not None
+        try:
+            wait_for_port(self.port, timeout, alive=lambda: self.alive)
+        except (RuntimeError, TimeoutError) as exc:
+            tail = self.log_path.read_text(errors="replace")[-2000:] if self.log_path.exists() else ""
+            raise RuntimeError(f"{self.name}: {exc}\n{tail}") from None
+        return self
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def tickwire(name: str, args: list[str], log_dir: Path, env: dict[str, str], port: int | None = None) -> Child:
+    return Child(name, [sys.executable, "-m", "services.cli", *args], log_dir / f"{name}.log", env, port)
+
+
+def python_module(name: str, module: str, args: list[str], log_dir: Path, port: int | None = None,
+                  env: dict[str, str] | None = None) -> Child:
+    return Child(name, [sys.executable, "-m", module, *args], log_dir / f"{name}.log", env or {}, port)
+
+
+def redis(log_dir: Path) -> Child:
+    port = free_port()
+    data = log_dir / "redis"
+    data.mkdir(parents=True, exist_ok=True)
+    # The bench measures throughput, not durability: AOF off keeps Redis from being the bottleneck
+    # for every system alike (redis_argv's appendonly is replaced).
+    argv = redis_argv(port, data)
+    argv[argv.index("--appendonly") + 1] = "no"
+    return Child("redis-server", argv, log_dir / "redis-server.log", port=port, children=True)
+
+
+def nats(log_dir: Path, name: str = "nats-server", websocket_port: int | None = None) -> Child:
+    """nats-server with JetStream; with ``websocket_port`` its WebSocket listener too (no TLS)."""
+    port = free_port()
+    store = log_dir / name
+    store.mkdir(parents=True, exist_ok=True)
+    conf = log_dir / f"{name}.conf"
+    lines = [f"listen: 127.0.0.1:{port}", f'jetstream {{ store_dir: "{store}" }}']
+    if websocket_port is not None:
+        # Plain ws:// on loopback: nats-server refuses a websocket block without TLS unless no_tls.
+        lines.append(f'websocket {{ listen: "127.0.0.1:{websocket_port}", no_tls: true, compression: false }}')
+    conf.write_text("\n".join(lines) + "\n")
+    return Child(name, [nats_server_binary(), "-c", str(conf)], log_dir / f"{name}.log", port=port, children=True)
