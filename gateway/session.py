@@ -24,8 +24,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from gateway.frames import FrameCache
 from gateway.message import Message
-from services import protocol
 from services.protocol import CloseCode
 from services.tokens import Grant
 
@@ -56,6 +56,8 @@ class OutboxLimits:
     batch_max: int
     # Whether a topic may be conflated for a slow client (gateway.conflation).
     conflate: Callable[[str], bool] = field(default=_never)
+    # Batches joined once for every connection flushing the same messages (gateway.frames).
+    frames: FrameCache = field(default_factory=FrameCache)
 
 
 @dataclass(slots=True)
@@ -190,12 +192,15 @@ class Session:
         frames = [slot.frame]
         while self._outbox and self._batchable(self._outbox[0]) and len(frames) < self.limits.batch_max:
             frames.append(self._pop().frame)
-        return protocol.batch(frames)
+        return self.limits.frames.batch(frames)
 
     async def write_loop(self, send: Callable[[str], Awaitable[None]]) -> None:
         """Drain the outbox into ``send`` until the session stops being open."""
         while self.state is SessionState.OPEN:
             await self._wake.wait()
+            # One turn of the loop first: the rest of the feed's current read from NATS is
+            # queued by then, so it leaves in this flush's batch instead of a frame each.
+            await asyncio.sleep(0)
             self._wake.clear()
             while self._outbox and self.state is SessionState.OPEN:
                 await send(self._take())

@@ -10,6 +10,7 @@ from nats.aio.client import Client as NATS
 
 from gateway.conflation import conflated_topics
 from gateway.feed import Feed
+from gateway.frames import FrameCache
 from gateway.hub import Hub
 from gateway.session import OutboxLimits, Session
 from gateway.subscribe import Subscriber
@@ -32,6 +33,7 @@ class Gateway:
     # Set when the process is asked to stop: readiness fails and new connections are refused.
     draining: bool = False
     conflate: Callable[[str], bool] = field(init=False)
+    frames: FrameCache = field(default_factory=FrameCache)
 
     def __post_init__(self) -> None:
         self.conflate = conflated_topics(self.settings.conflate)
@@ -45,7 +47,7 @@ class Gateway:
     @property
     def limits(self) -> OutboxLimits:
         s = self.settings
-        return OutboxLimits(s.outbox_messages, s.outbox_bytes, s.batch_max, self.conflate)
+        return OutboxLimits(s.outbox_messages, s.outbox_bytes, s.batch_max, self.conflate, self.frames)
 
     def close_all(self, code: int, reason: str) -> None:
         """Ask every connection to close now (WebSocket close frame, SSE stream end)."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -47,7 +48,8 @@ log = logging.getLogger(__name__)
 SUBPROTOCOL = "tickwire.v1"
 READY_WAIT = 5.0  # a client arriving while the feed catches up waits this long, then 1013
 CLOSE_TIMEOUT = 5.0  # a close frame a client does not read in time: the socket is aborted
-ABORT_EXTENSION = "tickwire.abort"  # scope extension set by gateway.server's protocol class
+ABORT_EXTENSION = "tickwire.abort"  # scope extensions set by gateway.server's protocol class
+SEND_EXTENSION = "tickwire.send"
 
 
 async def websocket_endpoint(websocket: WebSocket) -> None:
@@ -95,7 +97,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
 async def _run(websocket: WebSocket, session: Session, gateway: Gateway) -> None:
     try:
         async with asyncio.TaskGroup() as tasks:
-            writer = tasks.create_task(session.write_loop(websocket.send_text))
+            writer = tasks.create_task(session.write_loop(_sender(websocket, gateway)))
             reader = tasks.create_task(_read_loop(websocket, session, gateway))
             expiry = tasks.create_task(expire(session, gateway.settings.jwt_leeway))
             await session.closing.wait()
@@ -161,6 +163,20 @@ async def _handle(frame: ClientFrame, session: Session, gateway: Gateway) -> Non
             # The current token stays in force until it runs out.
             raise ProtocolError(ErrorCode.UNAUTHORIZED, str(exc)) from None
         gateway.subscriber.regrant(session, grant)
+
+
+def _sender(websocket: WebSocket, gateway: Gateway) -> Callable[[str], Awaitable[None]]:
+    """Send a text frame: its bytes serialized once for every connection that sends it,
+    where the server offers that (gateway.server); through ASGI elsewhere."""
+    extension: dict[str, Any] | None = websocket.scope.get("extensions", {}).get(SEND_EXTENSION)
+    if extension is None:
+        return websocket.send_text
+    send_frame, wire = extension["send"], gateway.frames.wire
+
+    async def send(text: str) -> None:
+        await send_frame(wire(text))
+
+    return send
 
 
 async def _close(websocket: WebSocket, code: int, reason: str) -> None:

@@ -11,6 +11,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+import uvloop
+
 from services.lifecycle import configure_logging
 from services.settings import GatewaySettings, IngestSettings, SettingsError, SimulatorSettings
 
@@ -96,7 +98,8 @@ def _dispatch(args: argparse.Namespace, env: dict[str, str]) -> int:
     if args.command == "ingest":
         from ingest.service import run as run_ingest
 
-        asyncio.run(run_ingest(IngestSettings.from_env(env)))
+        # uvloop: most of ingest's CPU is socket writes to NATS and Redis (docs/benchmarks.md).
+        uvloop.run(run_ingest(IngestSettings.from_env(env)))
         return 0
     if args.command == "gateway":
         from gateway.server import serve
@@ -113,7 +116,7 @@ def _dispatch(args: argparse.Namespace, env: dict[str, str]) -> int:
             env["TICKWIRE_SIM_SYMBOLS"] = str(args.symbols)
         if args.rate is not None:
             env["TICKWIRE_SIM_RATE"] = str(args.rate)
-        asyncio.run(run_simulator(SimulatorSettings.from_env(env)))
+        uvloop.run(run_simulator(SimulatorSettings.from_env(env)))
         return 0
     if args.command == "token":
         from services.subjects import TopicError
