@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -49,7 +49,9 @@ async def test_sampled_message_is_one_trace_across_every_hop(backend: Backend, s
         gateway = services.gateway(**otel)
         await gateway.ready()
         provider = TracerProvider(resource=Resource.create({"service.name": "test-producer"}))
-        provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{receiver.endpoint}/v1/traces")))
+        # Batch: a simple processor would export from this event loop, to the receiver on it.
+        exporter = OTLPSpanExporter(endpoint=f"{receiver.endpoint}/v1/traces")
+        provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=100))
         tracer = provider.get_tracer("test")
         async with (
             aioredis.from_url(backend.redis_url) as redis,
@@ -80,6 +82,7 @@ async def test_sampled_message_is_one_trace_across_every_hop(backend: Backend, s
     # Ingest's span ends at the publish ack, which may come after the gateway has the message.
     assert produce.start_ns <= ingest.start_ns <= deliver.start_ns <= deliver.end_ns <= browser.start_ns
     assert ingest.start_ns <= ingest.end_ns and browser.start_ns <= browser.end_ns
+    assert browser.end_ns - browser.start_ns < 1_000_000_000  # the client took it within a second
     assert ingest.attributes["messaging.destination.name"] == "md.ticks.AAPL"
     assert ingest.attributes["tickwire.redis.stream"] == "md:ticks"
     assert deliver.attributes["tickwire.subscribers"] == 1
