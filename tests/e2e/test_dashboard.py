@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import ConsoleMessage, Page, async_playwright
 
+from services.localservers import free_port
 from services.settings import SimulatorSettings
 from services.simulator import run as simulate
 from tests.conftest import Backend
@@ -38,6 +39,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 # A gateway killed on purpose makes Chromium log its refused reconnect: expected, not a bug.
+# The page's delivered-message count, as a number, in page-side JavaScript.
+MSGS = "Number(document.querySelector('[data-testid=stat-msgs]').textContent.replace(/\\D/g, ''))"
 EXPECTED_CONSOLE = re.compile(r"ERR_CONNECTION_REFUSED|WebSocket connection to .* failed")
 
 
@@ -54,7 +57,14 @@ async def market(backend: Backend) -> AsyncIterator[None]:
 async def gateways(services: Services, count: int) -> list[Service]:
     if not (WEB_DIST / "index.html").exists():
         pytest.fail("web/dist is not built: run `make web` (make test does it)")
-    started = [services.gateway(f"gw-{i + 1}", TICKWIRE_WEB_DIR=str(WEB_DIST)) for i in range(count)]
+    ports = [free_port() for _ in range(count)]
+    # The page from one gateway fails over to the others directly (no load balancer in
+    # front here), so each must allow the others' origin.
+    origins = ",".join(f"http://127.0.0.1:{port}" for port in ports)
+    started = [
+        services.gateway(f"gw-{i + 1}", port, TICKWIRE_WEB_DIR=str(WEB_DIST), TICKWIRE_ALLOWED_ORIGINS=origins)
+        for i, port in enumerate(ports)
+    ]
     await asyncio.gather(*(g.ready() for g in started))
     return started
 
@@ -116,6 +126,7 @@ async def test_dashboard_shows_live_prices_and_fails_over(
     await until(page, status_is("Connected", "gw-1"))
     await until(page, "document.querySelectorAll('[data-testid^=ticker-row-]').length >= 10")
     await until(page, "Number(document.querySelector('[data-testid=trades-tape]').dataset.total) > 5")
+    await until(page, f"{MSGS} > 50")
     before = await number(page, "stat-msgs")
 
     gw1.kill()
@@ -126,7 +137,7 @@ async def test_dashboard_shows_live_prices_and_fails_over(
     after = await number(page, "stat-msgs")
     await until(
         page,
-        f"Number(document.querySelector('[data-testid=stat-msgs]').textContent.replace(/\\D/g, '')) > {after + 50}",
+        f"{MSGS} > {after + 50}",
     )
 
     assert failover < 5.0, f"reconnected to gw-2 after {failover:.1f}s"
@@ -158,7 +169,7 @@ async def test_dashboard_updates_over_sse_when_websocket_is_blocked(
     start = await number(page, "stat-msgs")
     await until(
         page,
-        f"Number(document.querySelector('[data-testid=stat-msgs]').textContent.replace(/\\D/g, '')) > {start + 100}",
+        f"{MSGS} > {start + 100}",
     )
     await until(page, "document.querySelectorAll('[data-testid^=ticker-row-]').length >= 5")
     assert await number(page, "stat-gaps") == 0
