@@ -41,7 +41,6 @@ from services.protocol import CloseCode, ErrorCode, ProtocolError, Subscribe, pa
 
 log = logging.getLogger(__name__)
 
-READY_WAIT = 5.0  # as for WebSocket: a client arriving while the feed catches up waits this long
 CLOSE_TIMEOUT = 5.0  # the last event of a stream the client does not read is given up after this
 MAX_SEQ = 2**63
 HEARTBEAT = ""  # the control frame that the SSE writer turns into a ``: ping`` comment
@@ -125,17 +124,9 @@ async def sse_endpoint(request: Request) -> Response:
     refused = forbidden(grant, frame.topics)
     if refused:
         return _refuse(403, ErrorCode.FORBIDDEN, f"not granted: {', '.join(refused)}", topics=list(refused))
-    if gateway.draining:
-        return _refuse(503, ErrorCode.UNAVAILABLE, "draining")
-    if len(gateway.sessions) >= gateway.settings.max_connections:
-        return _refuse(503, ErrorCode.UNAVAILABLE, "replica full")
-    try:
-        async with asyncio.timeout(READY_WAIT):
-            ready = await gateway.wait_ready()
-    except TimeoutError:
-        ready = False
-    if not ready:
-        return _refuse(503, ErrorCode.UNAVAILABLE, "replica not ready")
+    refusal = await gateway.refusal()
+    if refusal is not None:
+        return _refuse(503, ErrorCode.UNAVAILABLE, refusal)
     session = SseSession(uuid.uuid4().hex[:16], gateway.limits)
     session.grant = grant
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +18,9 @@ from gateway.subscribe import Subscriber
 from gateway.telemetry import Telemetry
 from services.settings import GatewaySettings
 from services.tokens import Verifier
+
+DRAINING = "draining"
+READY_WAIT = 5.0  # a client arriving while the feed catches up waits this long
 
 
 @dataclass
@@ -56,6 +60,20 @@ class Gateway:
 
     def is_ready(self) -> bool:
         return self.feed.ready.is_set() and self.nc.is_connected and not self.draining
+
+    async def refusal(self) -> str | None:
+        """Why a new connection is refused now, or None: the replica is draining, full, or
+        has not caught up with the stream within READY_WAIT."""
+        if self.draining:
+            return DRAINING
+        if len(self.sessions) >= self.settings.max_connections:
+            return "replica full"
+        try:
+            async with asyncio.timeout(READY_WAIT):
+                ready = await self.wait_ready()
+        except TimeoutError:
+            ready = False
+        return None if ready else "replica not ready"
 
     async def wait_ready(self) -> bool:
         """Until the feed has caught up; then whether the replica is ready (callers bound it)."""

@@ -27,7 +27,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from gateway.auth import AuthError, connection_grant, expire, renew
 from gateway.ratelimit import FrameRateLimit, Verdict
 from gateway.session import Session, SessionState
-from gateway.state import Gateway
+from gateway.state import DRAINING, Gateway
 from services import protocol
 from services.hops import now_us
 from services.protocol import (
@@ -46,7 +46,6 @@ from services.protocol import (
 log = logging.getLogger(__name__)
 
 SUBPROTOCOL = "tickwire.v1"
-READY_WAIT = 5.0  # a client arriving while the feed catches up waits this long, then 1013
 CLOSE_TIMEOUT = 5.0  # a close frame a client does not read in time: the socket is aborted
 ABORT_EXTENSION = "tickwire.abort"  # scope extensions set by gateway.server's protocol class
 SEND_EXTENSION = "tickwire.send"
@@ -65,19 +64,10 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         log.info("refused websocket: %s", exc)
         await _close(websocket, CloseCode.POLICY, str(exc))
         return
-    if gateway.draining:
-        await _close(websocket, CloseCode.RESTART, "draining")
-        return
-    if len(gateway.sessions) >= gateway.settings.max_connections:
-        await _close(websocket, CloseCode.TRY_AGAIN, "replica full")
-        return
-    try:
-        async with asyncio.timeout(READY_WAIT):
-            ready = await gateway.wait_ready()
-    except TimeoutError:
-        ready = False
-    if not ready:
-        await _close(websocket, CloseCode.TRY_AGAIN, "replica not ready")
+    refusal = await gateway.refusal()
+    if refusal is not None:
+        # Draining: reconnect elsewhere at once; full or not ready: elsewhere, with backoff.
+        await _close(websocket, CloseCode.RESTART if refusal == DRAINING else CloseCode.TRY_AGAIN, refusal)
         return
     session = Session(uuid.uuid4().hex[:16], gateway.limits)
     session.grant = grant
