@@ -66,11 +66,6 @@ def validate_pattern(pattern: object) -> str:
     return pattern
 
 
-def is_literal(pattern: str) -> bool:
-    """True when the pattern has no wildcard token."""
-    return not any(token in ("*", ">") for token in pattern.split("."))
-
-
 @lru_cache(maxsize=65536)
 def _split(value: str) -> tuple[str, ...]:
     return tuple(value.split("."))

@@ -124,15 +124,23 @@ function strings(value: unknown): string[] {
   return Array.isArray(value) ? value.filter((v): v is string => typeof v === "string") : [];
 }
 
-/** Parse one server frame; null for anything the client cannot use. */
-export function parseServerFrame(text: string): ServerFrame | null {
-  let value: unknown;
+/** A JSON object, or null for anything else (including text that is not JSON). */
+function parseRecord(text: string): Record<string, unknown> | null {
   try {
-    value = JSON.parse(text);
+    const value: unknown = JSON.parse(text);
+    return isRecord(value) ? value : null;
   } catch {
     return null;
   }
-  if (!isRecord(value)) return null;
+}
+
+/** Parse one server frame; null for anything the client cannot use. */
+export function parseServerFrame(text: string): ServerFrame | null {
+  const value = parseRecord(text);
+  return value ? frameFrom(value) : null;
+}
+
+function frameFrom(value: Record<string, unknown>): ServerFrame | null {
   switch (value.type) {
     case "msg": {
       const msg = asMsg(value);
@@ -159,14 +167,9 @@ export function parseServerFrame(text: string): ServerFrame | null {
  * seq when the data carries none) or any other server frame.
  */
 export function parseSseData(text: string, lastEventId: string | undefined): ServerFrame | null {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return null;
-  }
-  if (!isRecord(value)) return null;
-  if (value.type !== undefined && value.type !== "msg") return parseServerFrame(text);
+  const value = parseRecord(text);
+  if (!value) return null;
+  if (value.type !== undefined && value.type !== "msg") return frameFrom(value);
   const seq = isSeq(value.seq) ? value.seq : lastEventId ? Number(lastEventId) : Number.NaN;
   const msg = asMsg({ ...value, seq });
   return msg ? { ...msg, type: "msg" } : null;
