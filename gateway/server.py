@@ -26,7 +26,6 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
-from starlette.websockets import WebSocketDisconnect
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import HANDLED_SIGNALS
 from websockets.http11 import Request
@@ -49,23 +48,32 @@ class GatewayWebSocketProtocol(WebSocketsSansIOProtocol):
 
     ``abort``: ASGI can only ask for a close frame, which waits behind whatever a stalled
     client has not read; a slow consumer's socket must be cut instead (gateway.ws._close).
-    ``send``: writes an already serialized text frame. Through ASGI every connection would
-    encode and frame the same batch again (half the gateway's time under broadcast, by
-    profile); the frame bytes are made once (gateway.frames) and only written here, under
-    the same flow control as uvicorn's own send.
+    ``send``: the connection itself, to write already serialized text frames synchronously.
+    Through ASGI every connection would encode and frame the same batch again (half the
+    gateway's time under broadcast, by profile) and await a send per frame; the frame bytes
+    are made once (gateway.frames) and written here by the gateway's flusher
+    (gateway.flush) under the same flow control as uvicorn's own send: nothing is written
+    while the transport is paused, and ``resume_writing`` calls ``on_writable``.
     """
+
+    on_writable: Callable[[], None] | None = None
 
     def handle_connect(self, event: Request) -> None:
         super().handle_connect(event)
         if self.handshake_initiated and not self.handshake_complete:
             self.scope["extensions"][ABORT_EXTENSION] = {"abort": self.transport.abort}
-            self.scope["extensions"][SEND_EXTENSION] = {"send": self._send_frame}
+            self.scope["extensions"][SEND_EXTENSION] = {"connection": self}
 
-    async def _send_frame(self, frame: bytes) -> None:
-        await self.writable.wait()
-        if self.disconnected or self.close_sent:
-            raise WebSocketDisconnect(1006)
+    def can_write(self) -> bool:
+        return self.writable.is_set() and not (self.disconnected or self.close_sent)
+
+    def write_frame(self, frame: bytes) -> None:
         self.transport.write(frame)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self.on_writable is not None and not self.disconnected:
+            self.on_writable()
 
     def send_receive_event_to_app(self) -> None:
         # uvicorn answers invalid UTF-8 in a text frame with 1007, as it should, but logs a

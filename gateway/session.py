@@ -7,6 +7,11 @@ outbox dropped, so memory stays bounded and nothing is lost silently (the client
 with ``since``). The writer sends one ``msg`` or one ``batch`` of up to ``batch_max``
 messages per flush, so a client that falls a little behind catches up in fewer frames.
 
+Two writers drain an outbox. A WebSocket served by gateway.server is ``attach``ed: the
+gateway's one flusher (gateway.flush) writes it synchronously whenever its socket takes
+more, and the socket's ``resume_writing`` marks it again. Anything else (SSE, a WebSocket
+on a plain ASGI server) runs ``write_loop`` with an async ``send``.
+
 Conflation (``TICKWIRE_CONFLATE``): once the outbox is above half full, a message on a
 conflated topic replaces the last queued, not yet sent message of the same topic instead
 of being appended. The replaced message is skipped on purpose: a slow client gets the
@@ -24,6 +29,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from gateway.flush import Flusher
 from gateway.frames import FrameCache
 from gateway.message import Message
 from services.protocol import CloseCode
@@ -47,6 +53,14 @@ _ALLOWED = {
 
 def _never(topic: str) -> bool:
     return False
+
+
+def _never_writable() -> bool:
+    return False
+
+
+def _nowhere(frame: str) -> None:
+    raise RuntimeError("session is not attached to a socket")
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +101,10 @@ class Session:
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
         self._room.set()
+        # Set by attach: the synchronous writer the flusher drives.
+        self._flusher: Flusher | None = None
+        self._can_write: Callable[[], bool] = _never_writable
+        self._write: Callable[[str], None] = _nowhere
 
     def __repr__(self) -> str:
         return f"Session({self.id}, {self.state.value}, {len(self.patterns)} patterns)"
@@ -164,7 +182,11 @@ class Session:
             return
         if self._room.is_set() and self._above_half():
             self._room.clear()
-        self._wake.set()
+        if self._flusher is None:
+            self._wake.set()
+        elif len(self._outbox) == 1:
+            # A longer outbox is marked already, or waits for its socket's resume_writing.
+            self._flusher.mark(self)
 
     def _above_half(self) -> bool:
         return len(self._outbox) > self.limits.messages // 2 or self._bytes > self.limits.bytes // 2
@@ -194,6 +216,22 @@ class Session:
             frames.append(self._pop().frame)
         return self.limits.frames.batch(frames)
 
+    def _made_room(self) -> None:
+        if not self._room.is_set() and not self._above_half():
+            self._room.set()
+
+    def attach(self, can_write: Callable[[], bool], write: Callable[[str], None], flusher: Flusher) -> None:
+        """Let ``flusher`` drain the outbox into ``write`` whenever ``can_write()`` holds."""
+        self._can_write, self._write, self._flusher = can_write, write, flusher
+        if self._outbox:
+            flusher.mark(self)
+
+    def flush(self) -> None:
+        """Write what the socket takes now; the rest waits for the socket's next resume."""
+        while self._outbox and self.state is SessionState.OPEN and self._can_write():
+            self._write(self._take())
+        self._made_room()
+
     async def write_loop(self, send: Callable[[str], Awaitable[None]]) -> None:
         """Drain the outbox into ``send`` until the session stops being open."""
         while self.state is SessionState.OPEN:
@@ -204,5 +242,4 @@ class Session:
             self._wake.clear()
             while self._outbox and self.state is SessionState.OPEN:
                 await send(self._take())
-                if not self._room.is_set() and not self._above_half():
-                    self._room.set()
+                self._made_room()

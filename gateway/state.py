@@ -11,6 +11,7 @@ from nats.aio.client import Client as NATS
 
 from gateway.conflation import conflated_topics
 from gateway.feed import Feed
+from gateway.flush import Flusher
 from gateway.frames import FrameCache
 from gateway.hub import Hub
 from gateway.session import OutboxLimits, Session
@@ -38,6 +39,7 @@ class Gateway:
     draining: bool = False
     conflate: Callable[[str], bool] = field(init=False)
     frames: FrameCache = field(default_factory=FrameCache)
+    flusher: Flusher = field(default_factory=Flusher)
 
     def __post_init__(self) -> None:
         self.conflate = conflated_topics(self.settings.conflate)

@@ -1,10 +1,11 @@
 """``GET /ws``: protocol v1 over WebSocket (docs/protocol.md).
 
-Per connection: a reader (this handler's loop) parsing client frames and a writer task
-draining the session's outbox; both are owned by a TaskGroup and end together when the
-session is closing, whoever decided it (client gone, slow consumer, internal error).
-Every server frame, including replies to client frames, goes through the outbox so
-replies keep their order with the messages around them.
+Per connection: a reader task parsing client frames, owned by a TaskGroup with the token's
+expiry watch; they end together when the session is closing, whoever decided it (client
+gone, slow consumer, internal error). Every server frame, including replies to client
+frames, goes through the outbox so replies keep their order with the messages around them;
+the gateway's flusher writes it (gateway.flush), or, on a server without gateway.server's
+protocol, a writer task through ASGI.
 
 Binary frames get an ``error`` frame (bad_request) and the connection stays open: the
 protocol is text only, and refusing one frame is enough to tell a confused client.
@@ -19,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -87,15 +87,17 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
 async def _run(websocket: WebSocket, session: Session, gateway: Gateway) -> None:
     try:
         async with asyncio.TaskGroup() as tasks:
-            writer = tasks.create_task(session.write_loop(_sender(websocket, gateway)))
-            reader = tasks.create_task(_read_loop(websocket, session, gateway))
-            expiry = tasks.create_task(expire(session, gateway.settings.jwt_leeway))
+            helpers = [
+                tasks.create_task(_read_loop(websocket, session, gateway)),
+                tasks.create_task(expire(session, gateway.settings.jwt_leeway)),
+            ]
+            if not _attach(websocket, session, gateway):
+                helpers.append(tasks.create_task(session.write_loop(websocket.send_text)))
             await session.closing.wait()
-            # The writer may be parked on a socket the client does not read: stop it so the
+            # A writer may be parked on a socket the client does not read: stop it so the
             # close frame can be sent (or the socket aborted) now.
-            writer.cancel()
-            reader.cancel()
-            expiry.cancel()
+            for task in helpers:
+                task.cancel()
     except* WebSocketDisconnect:
         session.closed()
     except* Exception:
@@ -155,18 +157,20 @@ async def _handle(frame: ClientFrame, session: Session, gateway: Gateway) -> Non
         gateway.subscriber.regrant(session, grant)
 
 
-def _sender(websocket: WebSocket, gateway: Gateway) -> Callable[[str], Awaitable[None]]:
-    """Send a text frame: its bytes serialized once for every connection that sends it,
-    where the server offers that (gateway.server); through ASGI elsewhere."""
+def _attach(websocket: WebSocket, session: Session, gateway: Gateway) -> bool:
+    """Hand the session's writes to the gateway's flusher, where the server lets it write
+    serialized frames synchronously (gateway.server); False elsewhere."""
     extension: dict[str, Any] | None = websocket.scope.get("extensions", {}).get(SEND_EXTENSION)
     if extension is None:
-        return websocket.send_text
-    send_frame, wire = extension["send"], gateway.frames.wire
+        return False
+    connection, wire, flusher = extension["connection"], gateway.frames.wire, gateway.flusher
 
-    async def send(text: str) -> None:
-        await send_frame(wire(text))
+    def write(text: str) -> None:
+        connection.write_frame(wire(text))
 
-    return send
+    connection.on_writable = lambda: flusher.mark(session)
+    session.attach(connection.can_write, write, flusher)
+    return True
 
 
 async def _close(websocket: WebSocket, code: int, reason: str) -> None:
