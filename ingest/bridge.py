@@ -7,6 +7,7 @@ before JetStream acknowledged it; a failed or timed-out publish is retried with 
 Msg-Id (a timed-out publish may have been stored: JetStream drops the duplicate). While
 NATS is away, publishes queue in nats.py's bounded buffer; past the bound
 (``OutboundBufferLimitError``) the batch waits for the connection and is retried, never dropped.
+Publishes go through ``ingest.publisher``: a batch leaves in one socket write.
 
 Fencing: the lease's local deadline is checked before every publish. A replica paused
 (SIGSTOP, a long GC, a frozen VM) past its lease resumes with an expired deadline and stops
@@ -30,13 +31,11 @@ from collections.abc import Sequence
 import redis.asyncio as aioredis
 from nats.aio.client import Client as NATS
 from nats.errors import Error as NatsError
-from nats.errors import OutboundBufferLimitError
-from nats.js import JetStreamContext
-from nats.js.api import PubAck
 from redis.typing import EncodableT, FieldT
 
 from ingest.leases import Lease, LeaseLost, Leases
 from ingest.mapping import EntryKey, Message, Rejected, entry_key, format_key, gap_notice, map_entry
+from ingest.publisher import Ack, AckedPublisher
 from ingest.reader import Entry, Gap, gaps_key
 from ingest.stats import IngestStats
 from services.envelope import MSG_ID, ORIGIN_TS, PUBLISH_TS, TRACEPARENT, TRACESTATE
@@ -90,9 +89,9 @@ return 1
 def raise_if_cancelled() -> None:
     """Give back a cancellation nats.py swallowed.
 
-    nats.py 2.16 catches CancelledError inside publish: ``publish_async`` turns it into
-    TooManyStalledMsgsError, ``Client._flush_pending`` drops it. Without this check a
-    cancelled worker (lease lost, crash simulation, shutdown past its grace) keeps publishing.
+    nats.py 2.16 catches CancelledError inside publish (``Client._flush_pending`` drops it).
+    Without this check a cancelled worker (lease lost, crash simulation, shutdown past its
+    grace) keeps publishing.
     """
     task = asyncio.current_task()
     if task is not None and task.cancelling():
@@ -106,11 +105,11 @@ def hwm_key(stream: str) -> str:
 class Bridge:
     """Shared by every stream worker of one replica (one JetStream context, one retry state)."""
 
-    def __init__(self, redis: aioredis.Redis, nc: NATS, js: JetStreamContext, leases: Leases,
+    def __init__(self, redis: aioredis.Redis, nc: NATS, publisher: AckedPublisher, leases: Leases,
                  settings: IngestSettings, stats: IngestStats, tracer: Tracer | None = None) -> None:
         self.redis = redis
         self.nc = nc
-        self.js = js
+        self.publisher = publisher
         self.leases = leases
         self.settings = settings
         self.stats = stats
@@ -233,24 +232,18 @@ class Bridge:
 
     async def _publish_once(self, lease: Lease, messages: Sequence[Message]) -> int:
         """Publish ``messages`` pipelined; returns how many from the front were acknowledged."""
-        futures: list[asyncio.Future[PubAck]] = []
+        futures: list[Ack] = []
         try:
             for message in messages:
                 if lease.expired():
                     raise LeaseLost(lease.stream)
                 headers = {**message.headers, PUBLISH_TS: str(now_us())}
-                try:
-                    futures.append(await self.js.publish_async(message.subject, message.payload,
-                                                               wait_stall=ACK_TIMEOUT, headers=headers))
-                except OutboundBufferLimitError:
-                    self._drop_orphan_future()
-                    raise
+                futures.append(await self.publisher.publish(message.subject, message.payload, headers))
                 raise_if_cancelled()
             if futures:
                 await asyncio.wait(futures, timeout=ACK_TIMEOUT)
         finally:
-            for future in futures:
-                future.cancel()  # no-op on done ones; frees the client's slot for the rest
+            self.publisher.forget(futures)
         acked = 0
         error: BaseException | None = None
         for future in futures:
@@ -262,27 +255,13 @@ class Bridge:
                 error = error or exc
             elif error is None:
                 acked += 1
-                if future.result().duplicate:
+                if future.result():  # a duplicate
                     self.stats.jetstream_duplicates += 1
                 else:
                     self.stats.published += 1
         if error is not None:
             self._set_failing(error)
         return acked
-
-    def _drop_orphan_future(self) -> None:
-        """Free the ack slot nats.py leaks when a publish fails inside ``publish_async``.
-
-        nats.py 2.16 registers the ack future and takes a slot of its 4000-slot semaphore before
-        ``nc.publish`` raises OutboundBufferLimitError, and then neither returns nor resolves the
-        future: after 4000 such failures (a long NATS outage) every publish would stall. Nothing
-        awaits between registering and raising, so the future is the newest one in its table.
-        """
-        pending = self.js._publish_async_futures
-        if pending:
-            future = pending[next(reversed(pending))]
-            if not future.done():
-                future.cancel()  # its done-callback removes it and releases the slot
 
     def _set_failing(self, exc: BaseException) -> None:
         if not self._failing:

@@ -33,6 +33,7 @@ from ingest.bridge import ACK_TIMEOUT, BACKOFF_MAX, BACKOFF_MIN, Bridge
 from ingest.leases import Leases, quota
 from ingest.links import Link
 from ingest.probes import IngestCollector, Probes, serve_probes
+from ingest.publisher import AckedPublisher
 from ingest.reader import StreamReader
 from ingest.stats import IngestStats
 from ingest.worker import StreamWorker
@@ -99,7 +100,9 @@ class Ingest:
             if not await self._ensure_stream(stop, js):
                 return
             leases = Leases(redis, settings.replica, settings.lease_ttl)
-            bridge = Bridge(redis, nc, js, leases, settings, self.stats, tracer)
+            publisher = AckedPublisher(nc)
+            await publisher.start()
+            bridge = Bridge(redis, nc, publisher, leases, settings, self.stats, tracer)
             log.info("ingest %s: bridging streams %r into %s", settings.replica, settings.streams, settings.bus.stream)
             self.started.set()
             async with asyncio.TaskGroup() as tg:
