@@ -29,7 +29,7 @@ from gateway.sse import sse_endpoint
 from gateway.state import Gateway
 from gateway.subscribe import Subscriber
 from gateway.telemetry import Telemetry
-from gateway.ws import websocket_endpoint
+from gateway.ws import WebSocketRoute
 from services.connections import ensure_stream, open_nats
 from services.protocol import CloseCode
 from services.redact import TokenLogFilter
@@ -85,12 +85,12 @@ def create_app(settings: GatewaySettings) -> FastAPI:
 
     app = FastAPI(title="Tickwire gateway", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.include_router(router)
-    app.add_api_websocket_route("/ws", websocket_endpoint)
     app.add_route("/sse", sse_endpoint, methods=["GET"], include_in_schema=False)
     mount_dashboard(app, settings.web_dir)
     if settings.allowed_origins:
         # Tokens travel in a header, not cookies: no credentials mode, so no wildcard risk.
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.allowed_origins), allow_credentials=False,
                            allow_methods=["GET"], allow_headers=["Authorization", "Last-Event-ID"])
+    app.add_middleware(WebSocketRoute)
     app.add_middleware(OriginGuard, allowed=settings.allowed_origins)
     return app

@@ -26,6 +26,7 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
+from uvicorn._types import ASGISendEvent
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import HANDLED_SIGNALS
 from websockets.http11 import Request
@@ -63,6 +64,13 @@ class GatewayWebSocketProtocol(WebSocketsSansIOProtocol):
         if self.handshake_initiated and not self.handshake_complete:
             self.scope["extensions"][ABORT_EXTENSION] = {"abort": self.transport.abort}
             self.scope["extensions"][SEND_EXTENSION] = {"connection": self}
+
+    async def send(self, message: ASGISendEvent) -> None:
+        await super().send(message)
+        if self.handshake_complete and hasattr(self, "response"):
+            # The handshake's request and response (two header maps, ~4 KB) would otherwise
+            # live as long as the connection; nothing reads them once it is accepted.
+            del self.request, self.response
 
     def can_write(self) -> bool:
         return self.writable.is_set() and not (self.disconnected or self.close_sent)

@@ -98,9 +98,10 @@ class Session:
         self._bytes = 0
         self._conflatable: dict[str, Slot] = {}  # topic → its last queued slot, conflated topics only
         self.conflated = 0  # messages replaced by a newer one of their topic
-        self._wake = asyncio.Event()
-        self._room = asyncio.Event()
-        self._room.set()
+        # Made when first needed: most sessions never wait for room, and an attached one has
+        # no writer to wake (an Event costs ~700 bytes, times every idle connection).
+        self._wake: asyncio.Event | None = None
+        self._room: asyncio.Event | None = None
         # Set by attach: the synchronous writer the flusher drives.
         self._flusher: Flusher | None = None
         self._can_write: Callable[[], bool] = _never_writable
@@ -126,16 +127,16 @@ class Session:
         self._conflatable.clear()
         self._bytes = 0
         self.closing.set()
-        self._wake.set()
-        self._room.set()
+        self._wake_writer()
+        self._wake_room()
 
     def closed(self) -> None:
         """The connection is gone."""
         if self.state is not SessionState.CLOSED:
             self._move(SessionState.CLOSED)
         self.closing.set()
-        self._wake.set()
-        self._room.set()
+        self._wake_writer()
+        self._wake_room()
 
     # ---- subscriptions -------------------------------------------------------------
 
@@ -180,10 +181,8 @@ class Session:
                      self.id, len(self._outbox), self._bytes)
             self.close(CloseCode.SLOW_CONSUMER, "slow consumer")
             return
-        if self._room.is_set() and self._above_half():
-            self._room.clear()
         if self._flusher is None:
-            self._wake.set()
+            self._wake_writer()
         elif len(self._outbox) == 1:
             # A longer outbox is marked already, or waits for its socket's resume_writing.
             self._flusher.mark(self)
@@ -193,7 +192,19 @@ class Session:
 
     async def wait_room(self) -> None:
         """Until the outbox is at most half full: catch-up reads pace themselves on it."""
-        await self._room.wait()
+        while self.state is SessionState.OPEN and self._above_half():
+            if self._room is None:
+                self._room = asyncio.Event()
+            await self._room.wait()
+
+    def _wake_room(self) -> None:
+        if self._room is not None:
+            self._room.set()
+            self._room = None
+
+    def _wake_writer(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
 
     def _pop(self) -> Slot:
         slot = self._outbox.popleft()
@@ -217,8 +228,8 @@ class Session:
         return self.limits.frames.batch(frames)
 
     def _made_room(self) -> None:
-        if not self._room.is_set() and not self._above_half():
-            self._room.set()
+        if self._room is not None and not self._above_half():
+            self._wake_room()
 
     def attach(self, can_write: Callable[[], bool], write: Callable[[str], None], flusher: Flusher) -> None:
         """Let ``flusher`` drain the outbox into ``write`` whenever ``can_write()`` holds."""
@@ -234,12 +245,14 @@ class Session:
 
     async def write_loop(self, send: Callable[[str], Awaitable[None]]) -> None:
         """Drain the outbox into ``send`` until the session stops being open."""
+        wake = self._wake = asyncio.Event()
+        wake.set()  # for what was queued before the writer started
         while self.state is SessionState.OPEN:
-            await self._wake.wait()
+            await wake.wait()
             # One turn of the loop first: the rest of the feed's current read from NATS is
             # queued by then, so it leaves in this flush's batch instead of a frame each.
             await asyncio.sleep(0)
-            self._wake.clear()
+            wake.clear()
             while self._outbox and self.state is SessionState.OPEN:
                 await send(self._take())
                 self._made_room()

@@ -22,6 +22,7 @@ import logging
 import uuid
 from typing import Any
 
+from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from gateway.auth import AuthError, connection_grant, expire, renew
@@ -49,6 +50,25 @@ SUBPROTOCOL = "tickwire.v1"
 CLOSE_TIMEOUT = 5.0  # a close frame a client does not read in time: the socket is aborted
 ABORT_EXTENSION = "tickwire.abort"  # scope extensions set by gateway.server's protocol class
 SEND_EXTENSION = "tickwire.send"
+
+
+class WebSocketRoute:
+    """``/ws`` served from the middleware stack, in front of FastAPI's routing.
+
+    A connection's handler lives as long as the connection, and with it every frame of the
+    stack that called it: through the router, FastAPI's dependency machinery and exception
+    wrappers, a few kilobytes per connection (by tracemalloc), for nothing a WebSocket
+    here uses. The Origin check stays in front of it (gateway.origin).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and scope["path"] == "/ws":
+            await websocket_endpoint(WebSocket(scope, receive, send))
+        else:
+            await self.app(scope, receive, send)
 
 
 async def websocket_endpoint(websocket: WebSocket) -> None:
