@@ -69,7 +69,10 @@ class GatewayWebSocketProtocol(WebSocketsSansIOProtocol):
         await super().send(message)
         if self.handshake_complete and hasattr(self, "response"):
             # The handshake's request and response (two header maps, ~4 KB) would otherwise
-            # live as long as the connection; nothing reads them once it is accepted.
+            # live as long as the connection; nothing reads them once it is accepted (the
+            # scope has its own copy). websockets' parser generator keeps the request object
+            # in a local for good, so its headers are emptied rather than only let go.
+            self.request.headers.clear()
             del self.request, self.response
 
     def can_write(self) -> bool:

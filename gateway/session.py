@@ -93,13 +93,14 @@ class Session:
         self.grant: Grant | None = None
         self.close_code: int = CloseCode.NORMAL
         self.close_reason = ""
-        self.closing = asyncio.Event()
+        self._ending: asyncio.Future[None] | None = None  # made by wait_closing
         self._outbox: deque[Slot] = deque()
         self._bytes = 0
         self._conflatable: dict[str, Slot] = {}  # topic → its last queued slot, conflated topics only
         self.conflated = 0  # messages replaced by a newer one of their topic
         # Made when first needed: most sessions never wait for room, and an attached one has
-        # no writer to wake (an Event costs ~700 bytes, times every idle connection).
+        # no writer to wake (an Event costs ~700 bytes, times every idle connection; a
+        # future for the one handler waiting on the close, ~100).
         self._wake: asyncio.Event | None = None
         self._room: asyncio.Event | None = None
         # Set by attach: the synchronous writer the flusher drives.
@@ -126,7 +127,7 @@ class Session:
         self._outbox.clear()
         self._conflatable.clear()
         self._bytes = 0
-        self.closing.set()
+        self._end_wait()
         self._wake_writer()
         self._wake_room()
 
@@ -134,9 +135,20 @@ class Session:
         """The connection is gone."""
         if self.state is not SessionState.CLOSED:
             self._move(SessionState.CLOSED)
-        self.closing.set()
+        self._end_wait()
         self._wake_writer()
         self._wake_room()
+
+    async def wait_closing(self) -> None:
+        """Until the session stops being open (the connection's handler waits here)."""
+        if self.state is SessionState.OPEN:
+            if self._ending is None:
+                self._ending = asyncio.get_running_loop().create_future()
+            await self._ending
+
+    def _end_wait(self) -> None:
+        if self._ending is not None and not self._ending.done():
+            self._ending.set_result(None)
 
     # ---- subscriptions -------------------------------------------------------------
 

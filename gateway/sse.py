@@ -166,7 +166,7 @@ class EventStream(Response):
                     tasks.create_task(_heartbeat(session, gateway.settings.heartbeat)),
                     tasks.create_task(expire(session, gateway.settings.jwt_leeway)),
                 ]
-                await session.closing.wait()
+                await session.wait_closing()
                 for task in helpers:
                     task.cancel()
         except* Exception:

@@ -113,7 +113,7 @@ async def _run(websocket: WebSocket, session: Session, gateway: Gateway) -> None
             ]
             if not _attach(websocket, session, gateway):
                 helpers.append(tasks.create_task(session.write_loop(websocket.send_text)))
-            await session.closing.wait()
+            await session.wait_closing()
             # A writer may be parked on a socket the client does not read: stop it so the
             # close frame can be sent (or the socket aborted) now.
             for task in helpers:
