@@ -10,10 +10,11 @@ from services.subjects import matches
 CACHE_TOPICS = 65_536  # topics remembered; the feed asks once per message, so this must be cheap
 
 
-def conflated_topics(patterns: tuple[str, ...]) -> Callable[[str], bool]:
-    """A predicate: does ``topic`` match one of ``patterns``? (cached per topic)"""
+def conflated_topics(patterns: tuple[str, ...]) -> Callable[[str], bool] | None:
+    """A predicate: does ``topic`` match one of ``patterns``? (cached per topic); None
+    without patterns, so that sessions skip the question altogether."""
     if not patterns:
-        return lambda topic: False
+        return None
 
     @lru_cache(maxsize=CACHE_TOPICS)
     def conflated(topic: str) -> bool:

@@ -51,10 +51,6 @@ _ALLOWED = {
 }
 
 
-def _never(topic: str) -> bool:
-    return False
-
-
 def _never_writable() -> bool:
     return False
 
@@ -68,18 +64,21 @@ class OutboxLimits:
     messages: int
     bytes: int
     batch_max: int
-    # Whether a topic may be conflated for a slow client (gateway.conflation).
-    conflate: Callable[[str], bool] = field(default=_never)
+    # Whether a topic may be conflated for a slow client (gateway.conflation); None: none may.
+    conflate: Callable[[str], bool] | None = None
     # Batches joined once for every connection flushing the same messages (gateway.frames).
     frames: FrameCache = field(default_factory=FrameCache)
 
 
 @dataclass(slots=True)
 class Slot:
-    """One queued frame: a bus message (which conflation may replace) or a control frame."""
+    """A queued message of a conflated topic: a newer one of its topic may take its place."""
 
-    frame: str
-    message: Message | None = None
+    message: Message
+
+
+# What an outbox holds: a bus message, a conflated topic's slot, or a control frame.
+Queued = Message | Slot | str
 
 
 class Session:
@@ -94,7 +93,7 @@ class Session:
         self.close_code: int = CloseCode.NORMAL
         self.close_reason = ""
         self._ending: asyncio.Future[None] | None = None  # made by wait_closing
-        self._outbox: deque[Slot] = deque()
+        self._outbox: deque[Queued] = deque()
         self._bytes = 0
         self._conflatable: dict[str, Slot] = {}  # topic → its last queued slot, conflated topics only
         self.conflated = 0  # messages replaced by a newer one of their topic
@@ -160,42 +159,47 @@ class Session:
     # ---- outbox --------------------------------------------------------------------
 
     def deliver(self, message: Message) -> None:
+        # The feed calls this for every receiver of every message: kept to a few operations.
         if self.state is not SessionState.OPEN:
             return
-        if not message.is_gap and self.limits.conflate(message.topic):
-            queued = self._conflatable.get(message.topic)
-            if queued is not None and queued.message is not None and self._above_half():
-                self._bytes += message.size - len(queued.frame)
-                queued.frame, queued.message = message.frame, message
-                self.conflated += 1
-                return
-            slot = Slot(message.frame, message)
-            self._conflatable[message.topic] = slot
-            self._push(slot)
+        conflate = self.limits.conflate
+        if conflate is not None and not message.is_gap and conflate(message.topic):
+            self._deliver_conflated(message)
             return
-        self._push(Slot(message.frame, message))
+        self._push(message, len(message.frame))
+
+    def _deliver_conflated(self, message: Message) -> None:
+        queued = self._conflatable.get(message.topic)
+        if queued is not None and self._above_half():
+            self._bytes += len(message.frame) - len(queued.message.frame)
+            queued.message = message
+            self.conflated += 1
+            return
+        slot = Slot(message)
+        self._conflatable[message.topic] = slot
+        self._push(slot, len(message.frame))
 
     def send(self, frame: str) -> None:
         """Queue a control frame (``subscribed``, ``pong``, ``error``…) in order with messages."""
-        self._push(Slot(frame))
+        if self.state is SessionState.OPEN:
+            self._push(frame, len(frame))
 
     @property
     def queued(self) -> int:
         return len(self._outbox)
 
-    def _push(self, slot: Slot) -> None:
-        if self.state is not SessionState.OPEN:
-            return
-        self._outbox.append(slot)
-        self._bytes += len(slot.frame)
-        if len(self._outbox) > self.limits.messages or self._bytes > self.limits.bytes:
+    def _push(self, item: Queued, size: int) -> None:
+        outbox = self._outbox
+        outbox.append(item)
+        self._bytes += size
+        if len(outbox) > self.limits.messages or self._bytes > self.limits.bytes:
             log.info("session %s: slow consumer (%d frames, %d bytes queued): closing 4008",
-                     self.id, len(self._outbox), self._bytes)
+                     self.id, len(outbox), self._bytes)
             self.close(CloseCode.SLOW_CONSUMER, "slow consumer")
             return
         if self._flusher is None:
             self._wake_writer()
-        elif len(self._outbox) == 1:
+        elif len(outbox) == 1:
             # A longer outbox is marked already, or waits for its socket's resume_writing.
             self._flusher.mark(self)
 
@@ -218,25 +222,41 @@ class Session:
         if self._wake is not None:
             self._wake.set()
 
-    def _pop(self) -> Slot:
-        slot = self._outbox.popleft()
-        self._bytes -= len(slot.frame)
-        if slot.message is not None and self._conflatable.get(slot.message.topic) is slot:
-            del self._conflatable[slot.message.topic]
-        return slot
+    def _pop(self) -> Message | str:
+        """The next queued message (a slot's current one) or control frame."""
+        item = self._outbox.popleft()
+        if isinstance(item, Slot):
+            if self._conflatable.get(item.message.topic) is item:
+                del self._conflatable[item.message.topic]
+            item = item.message
+        if isinstance(item, str):
+            self._bytes -= len(item)
+            return item
+        assert isinstance(item, Message)
+        self._bytes -= len(item.frame)
+        return item
 
-    @staticmethod
-    def _batchable(slot: Slot) -> bool:
-        return slot.message is not None and not slot.message.is_gap
+    def _next_batchable(self) -> bool:
+        """Whether the next queued item is a message that may join a ``batch``."""
+        item = self._outbox[0]
+        if isinstance(item, Slot):
+            return True  # conflated messages are never gap notices
+        return isinstance(item, Message) and not item.is_gap
 
     def _take(self) -> str:
-        """The next frame to send: one slot, or consecutive messages as one ``batch``."""
-        slot = self._pop()
-        if not self._batchable(slot) or not self._outbox or not self._batchable(self._outbox[0]):
-            return slot.frame
-        frames = [slot.frame]
-        while self._outbox and self._batchable(self._outbox[0]) and len(frames) < self.limits.batch_max:
-            frames.append(self._pop().frame)
+        """The next frame to send: a control frame, or a message, or consecutive messages
+        as one ``batch``."""
+        item = self._pop()
+        if isinstance(item, str):
+            return item
+        if item.is_gap or not self._outbox or not self._next_batchable():
+            return item.frame
+        frames = [item.frame]
+        limit = self.limits.batch_max
+        while self._outbox and len(frames) < limit and self._next_batchable():
+            popped = self._pop()
+            assert isinstance(popped, Message)
+            frames.append(popped.frame)
         return self.limits.frames.batch(frames)
 
     def _made_room(self) -> None:

@@ -33,7 +33,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from gateway.auth import AuthError, connection_grant, expire
-from gateway.session import Session, SessionState, Slot
+from gateway.message import Message
+from gateway.session import Session, SessionState
 from gateway.state import Gateway
 from gateway.subscribe import Plan, forbidden
 from services import protocol
@@ -59,15 +60,15 @@ def _data(frame: str) -> str:
     return "".join(f"data: {line}\n" for line in frame.splitlines())
 
 
-def event(slot: Slot) -> str:
-    """One queued frame as an SSE event."""
-    if slot.message is not None:
-        kind = "gap" if slot.message.is_gap else "msg"
-        return f"id: {slot.message.seq}\nevent: {kind}\n{_data(slot.frame)}\n"
-    if slot.frame == HEARTBEAT:
+def event(item: Message | str) -> str:
+    """One queued message or control frame as an SSE event."""
+    if isinstance(item, Message):
+        kind = "gap" if item.is_gap else "msg"
+        return f"id: {item.seq}\nevent: {kind}\n{_data(item.frame)}\n"
+    if item == HEARTBEAT:
         return ": ping\n\n"
-    kind = orjson.loads(slot.frame).get("type", "message")
-    return f"event: {kind}\n{_data(slot.frame)}\n"
+    kind = orjson.loads(item).get("type", "message")
+    return f"event: {kind}\n{_data(item)}\n"
 
 
 def close_event(code: int, reason: str) -> str:

@@ -37,7 +37,7 @@ class Gateway:
     started: float = field(default_factory=time.monotonic)
     # Set when the process is asked to stop: readiness fails and new connections are refused.
     draining: bool = False
-    conflate: Callable[[str], bool] = field(init=False)
+    conflate: Callable[[str], bool] | None = field(init=False)
     frames: FrameCache = field(default_factory=FrameCache)
     flusher: Flusher = field(default_factory=Flusher)
 
