@@ -95,6 +95,7 @@ class Session:
         self._ending: asyncio.Future[None] | None = None  # made by wait_closing
         self._outbox: deque[Queued] = deque()
         self._bytes = 0
+        self._special = 0  # queued items that are not plain batchable messages (see _take)
         self._conflatable: dict[str, Slot] = {}  # topic → its last queued slot, conflated topics only
         self.conflated = 0  # messages replaced by a newer one of their topic
         # Made when first needed: most sessions never wait for room, and an attached one has
@@ -125,7 +126,7 @@ class Session:
         self.close_code, self.close_reason = code, reason
         self._outbox.clear()
         self._conflatable.clear()
-        self._bytes = 0
+        self._bytes = self._special = 0
         self._end_wait()
         self._wake_writer()
         self._wake_room()
@@ -166,7 +167,7 @@ class Session:
         if conflate is not None and not message.is_gap and conflate(message.topic):
             self._deliver_conflated(message)
             return
-        self._push(message, len(message.frame))
+        self._push(message, len(message.frame), message.is_gap)
 
     def _deliver_conflated(self, message: Message) -> None:
         queued = self._conflatable.get(message.topic)
@@ -177,21 +178,23 @@ class Session:
             return
         slot = Slot(message)
         self._conflatable[message.topic] = slot
-        self._push(slot, len(message.frame))
+        self._push(slot, len(message.frame), True)
 
     def send(self, frame: str) -> None:
         """Queue a control frame (``subscribed``, ``pong``, ``error``…) in order with messages."""
         if self.state is SessionState.OPEN:
-            self._push(frame, len(frame))
+            self._push(frame, len(frame), True)
 
     @property
     def queued(self) -> int:
         return len(self._outbox)
 
-    def _push(self, item: Queued, size: int) -> None:
+    def _push(self, item: Queued, size: int, special: bool) -> None:
+        """Queue ``item``; ``special`` unless it is a message that may join a batch as it is."""
         outbox = self._outbox
         outbox.append(item)
         self._bytes += size
+        self._special += special
         if len(outbox) > self.limits.messages or self._bytes > self.limits.bytes:
             log.info("session %s: slow consumer (%d frames, %d bytes queued): closing 4008",
                      self.id, len(outbox), self._bytes)
@@ -225,6 +228,8 @@ class Session:
     def _pop(self) -> Message | str:
         """The next queued message (a slot's current one) or control frame."""
         item = self._outbox.popleft()
+        if isinstance(item, str) or isinstance(item, Slot) or item.is_gap:
+            self._special -= 1
         if isinstance(item, Slot):
             if self._conflatable.get(item.message.topic) is item:
                 del self._conflatable[item.message.topic]
@@ -246,6 +251,13 @@ class Session:
     def _take(self) -> str:
         """The next frame to send: a control frame, or a message, or consecutive messages
         as one ``batch``."""
+        outbox = self._outbox
+        if not self._special:
+            # Only batchable messages queued (the usual case): taken as one run.
+            n = min(len(outbox), self.limits.batch_max)
+            frames = [outbox.popleft().frame for _ in range(n)]  # type: ignore[union-attr]
+            self._bytes -= sum(map(len, frames))
+            return self.limits.frames.batch(frames)
         item = self._pop()
         if isinstance(item, str):
             return item

@@ -86,3 +86,23 @@ def test_non_conflated_topics_still_close_4008() -> None:
     for seq in range(1, 12):
         session.deliver(topic_msg("trades.X", seq))
     assert session.close_code == 4008
+
+
+def test_gap_notices_and_control_frames_break_batches_and_keep_their_place() -> None:
+    """1. queue msg 1, 2, a gap notice (3), msg 4, 5, a pong, msg 6  2. the frames taken are
+    batch(1, 2), gap, batch(4, 5), pong, msg 6; the outbox is empty and holds no bytes."""
+    session = Session("s", OutboxLimits(messages=100, bytes=1 << 20, batch_max=256))
+    session.deliver(msg(1))
+    session.deliver(msg(2))
+    session.deliver(Message(3, "t", protocol.gap("t", "trimmed"), is_gap=True))
+    session.deliver(msg(4))
+    session.deliver(msg(5))
+    session.send(protocol.pong(1, 0))
+    session.deliver(msg(6))
+    taken = []
+    while session.queued:
+        taken.append(json.loads(session._take()))
+    assert [f["type"] for f in taken] == ["batch", "gap", "batch", "pong", "msg"]
+    assert [m["seq"] for m in taken[0]["msgs"]] + [m["seq"] for m in taken[2]["msgs"]] == [1, 2, 4, 5]
+    assert taken[4]["seq"] == 6
+    assert session._bytes == 0
