@@ -34,7 +34,7 @@ class Options:
     scenarios: tuple[str, ...] = SCENARIOS
     systems: tuple[str, ...] = SYSTEMS
     clients: int = 100
-    rates: tuple[float, ...] = (250, 500, 1000, 2000, 4000, 8000)
+    rates: tuple[float, ...] = (250, 500, 1000, 2000, 3000, 4000, 6000, 8000)
     duration: float = 8.0
     idle_connections: int = 10_000
     failover_clients: int = 1_000
