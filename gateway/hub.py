@@ -1,28 +1,48 @@
 """Pattern → sessions index: each message goes once to every session with a matching pattern.
 
-Per message the work is one dict lookup (topic → sessions, cached) plus one enqueue per
-matching session, never per pattern: a session whose several patterns match a topic is in
-the cached tuple once. The cache is invalidated per topic when a subscription that matches
-it changes, so a churn of subscriptions does not throw away the whole cache.
+Per message the work is one dict lookup (topic → sessions, cached) plus, not one enqueue per
+matching session, but an append to this turn's last *run* when the message has the same
+receivers as the one before: under broadcast a whole burst from NATS is one run. At the end of the turn ``settle`` hands each run to its receivers in
+publish order, one outbox ``extend`` per session per run, so a session still sees every
+message in seq order. A session that queues a control frame settles first, so the frame
+keeps its place after the messages published before it.
+
+The cache is invalidated per topic when a subscription that matches it changes, so a churn
+of subscriptions does not throw away the whole cache. A run keeps the receivers it was
+published to: a session subscribing later in the turn gets those messages from its
+snapshot or replay (they are in the feed's ring and latest cache already), one that
+unsubscribed later still gets what was published while it was subscribed.
 """
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass
 from typing import Protocol
 
 from gateway.message import Message
 from services.subjects import matches
 
 
+@dataclass(slots=True)
+class Run:
+    """Consecutive messages of one turn bound for the same receivers, their sizes summed once."""
+
+    messages: list[Message]
+    size: int  # bytes of their frames
+    gaps: int  # gap notices among them
+
+
 class Subscriber(Protocol):
-    def deliver(self, message: Message) -> None:
-        """Take one message without blocking (the feed loop calls this)."""
+    def deliver_run(self, run: Run) -> None:
+        """Take a run of messages without blocking (the hub calls this at the end of a turn)."""
 
 
 class Hub:
     def __init__(self) -> None:
         self._by_pattern: dict[str, set[Subscriber]] = {}
         self._cache: dict[str, tuple[Subscriber, ...]] = {}
+        self._runs: list[tuple[tuple[Subscriber, ...], Run]] = []
 
     @property
     def patterns(self) -> int:
@@ -54,11 +74,30 @@ class Hub:
         return found
 
     def publish(self, message: Message) -> int:
-        """Hand ``message`` to each matching subscriber once; return how many."""
+        """Queue ``message`` for each matching subscriber once (``settle`` hands it over at
+        the end of the turn); return how many."""
         receivers = self._gap_receivers(message) if message.is_gap else self.matching(message.topic)
-        for subscriber in receivers:
-            subscriber.deliver(message)
+        if receivers:
+            runs = self._runs
+            # Equal, not only identical: each topic caches its own tuple, and under broadcast
+            # consecutive messages are on different topics with the same receivers. Compared
+            # in C, pointer by pointer, stopping at the first difference.
+            if runs and runs[-1][0] == receivers:
+                run = runs[-1][1]
+                run.messages.append(message)
+                run.size += len(message.frame)
+            else:
+                if not runs:
+                    asyncio.get_running_loop().call_soon(self.settle)
+                runs.append((receivers, Run([message], len(message.frame), int(message.is_gap))))
         return len(receivers)
+
+    def settle(self) -> None:
+        """Hand every queued run to its receivers, in publish order."""
+        runs, self._runs = self._runs, []
+        for receivers, run in runs:
+            for subscriber in receivers:
+                subscriber.deliver_run(run)
 
     def _gap_receivers(self, message: Message) -> tuple[Subscriber, ...]:
         # Gap notices are rare: matched directly, never cached beside the topics' entries.

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 
 from gateway.flush import Flusher
 from gateway.frames import FrameCache
+from gateway.hub import Run
 from gateway.message import Message
 from services.protocol import CloseCode
 from services.tokens import Grant
@@ -68,6 +69,8 @@ class OutboxLimits:
     conflate: Callable[[str], bool] | None = None
     # Batches joined once for every connection flushing the same messages (gateway.frames).
     frames: FrameCache = field(default_factory=FrameCache)
+    # Hands over the hub's queued runs (gateway.hub): a control frame queued after them.
+    settle: Callable[[], None] = field(default=lambda: None)
 
 
 @dataclass(slots=True)
@@ -159,8 +162,23 @@ class Session:
 
     # ---- outbox --------------------------------------------------------------------
 
+    def deliver_run(self, run: Run) -> None:
+        """A run of live messages from the hub: one extend, whatever its length."""
+        if self.state is not SessionState.OPEN:
+            return
+        if self.limits.conflate is not None:
+            for message in run.messages:
+                self.deliver(message)
+            return
+        outbox = self._outbox
+        was_empty = not outbox
+        outbox.extend(run.messages)
+        self._bytes += run.size
+        self._special += run.gaps
+        self._queued(was_empty)
+
     def deliver(self, message: Message) -> None:
-        # The feed calls this for every receiver of every message: kept to a few operations.
+        """One message: a snapshot's, a replay's, or a live one where conflation applies."""
         if self.state is not SessionState.OPEN:
             return
         conflate = self.limits.conflate
@@ -182,6 +200,7 @@ class Session:
 
     def send(self, frame: str) -> None:
         """Queue a control frame (``subscribed``, ``pong``, ``error``…) in order with messages."""
+        self.limits.settle()  # may close this session (a slow consumer's bound)
         if self.state is SessionState.OPEN:
             self._push(frame, len(frame), True)
 
@@ -191,10 +210,15 @@ class Session:
 
     def _push(self, item: Queued, size: int, special: bool) -> None:
         """Queue ``item``; ``special`` unless it is a message that may join a batch as it is."""
-        outbox = self._outbox
-        outbox.append(item)
+        was_empty = not self._outbox
+        self._outbox.append(item)
         self._bytes += size
         self._special += special
+        self._queued(was_empty)
+
+    def _queued(self, was_empty: bool) -> None:
+        """After an enqueue: cut a slow consumer past a bound, else see that a writer runs."""
+        outbox = self._outbox
         if len(outbox) > self.limits.messages or self._bytes > self.limits.bytes:
             log.info("session %s: slow consumer (%d frames, %d bytes queued): closing 4008",
                      self.id, len(outbox), self._bytes)
@@ -202,7 +226,7 @@ class Session:
             return
         if self._flusher is None:
             self._wake_writer()
-        elif len(outbox) == 1:
+        elif was_empty:
             # A longer outbox is marked already, or waits for its socket's resume_writing.
             self._flusher.mark(self)
 

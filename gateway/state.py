@@ -53,7 +53,8 @@ class Gateway:
     @property
     def limits(self) -> OutboxLimits:
         s = self.settings
-        return OutboxLimits(s.outbox_messages, s.outbox_bytes, s.batch_max, self.conflate, self.frames)
+        return OutboxLimits(s.outbox_messages, s.outbox_bytes, s.batch_max, self.conflate, self.frames,
+                            self.hub.settle)
 
     def close_all(self, code: int, reason: str) -> None:
         """Ask every connection to close now (WebSocket close frame, SSE stream end)."""

@@ -186,16 +186,16 @@ class TickwireClient:
             elif kind == "batch":
                 for item in frame["msgs"]:
                     await self._deliver(item)
-            if self._receipts:
-                # Receipts of traced messages let the gateway trace the last hop (design §4).
-                await ws.send(orjson.dumps({"type": "report", "received": self._receipts}).decode())
-                self._receipts = []
             elif kind == "subscribed":
                 self._on_subscribed(frame)
             elif kind == "gap":
                 self.stats.gaps.append(frame)
             elif kind == "error":
                 log.warning("client: server error %s: %s", frame.get("code"), frame.get("message"))
+            if self._receipts:
+                # Receipts of traced messages let the gateway trace the last hop (design §4).
+                await ws.send(orjson.dumps({"type": "report", "received": self._receipts}).decode())
+                self._receipts = []
 
     def _subscribe_frame(self) -> dict[str, Any]:
         frame: dict[str, Any] = {"type": "subscribe", "topics": self.topics}

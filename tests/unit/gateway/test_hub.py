@@ -1,24 +1,28 @@
-"""The hub: one copy per matching session, cache kept right as subscriptions change."""
+"""The hub: one copy per matching session, cache kept right as subscriptions change, runs in order."""
 
 from __future__ import annotations
 
-from gateway.hub import Hub
+import asyncio
+
+from gateway.hub import Hub, Run
 from gateway.message import Message
 
 
 class Sink:
     def __init__(self) -> None:
         self.got: list[int] = []
+        self.runs = 0
 
-    def deliver(self, message: Message) -> None:
-        self.got.append(message.seq)
+    def deliver_run(self, run: Run) -> None:
+        self.runs += 1
+        self.got.extend(m.seq for m in run.messages)
 
 
 def msg(seq: int, topic: str) -> Message:
     return Message(seq, topic, "{}")
 
 
-def test_each_matching_session_gets_one_copy() -> None:
+async def test_each_matching_session_gets_one_copy() -> None:
     hub, a, b = Hub(), Sink(), Sink()
     for pattern in ("ticks.AAPL", "ticks.*", "ticks.>"):
         hub.add(a, pattern)
@@ -26,24 +30,29 @@ def test_each_matching_session_gets_one_copy() -> None:
     assert hub.publish(msg(1, "ticks.AAPL")) == 1
     assert hub.publish(msg(2, "trades.AAPL")) == 1
     assert hub.publish(msg(3, "news")) == 0
+    hub.settle()
     assert (a.got, b.got) == ([1], [2])
 
 
-def test_cache_follows_subscription_changes() -> None:
+async def test_cache_follows_subscription_changes() -> None:
     hub, a, b = Hub(), Sink(), Sink()
     hub.add(a, "ticks.*")
     hub.publish(msg(1, "ticks.AAPL"))  # caches ticks.AAPL → (a,)
+    hub.settle()
     hub.add(b, "ticks.AAPL")
     hub.publish(msg(2, "ticks.AAPL"))
+    hub.settle()
     hub.remove(a, "ticks.*")
     hub.publish(msg(3, "ticks.AAPL"))
+    hub.settle()
     hub.remove(b, "ticks.AAPL")
     hub.publish(msg(4, "ticks.AAPL"))
+    hub.settle()
     assert (a.got, b.got) == ([1, 2], [2, 3])
     assert hub.patterns == 0
 
 
-def test_removing_one_of_two_overlapping_patterns_keeps_delivery() -> None:
+async def test_removing_one_of_two_overlapping_patterns_keeps_delivery() -> None:
     hub, a = Hub(), Sink()
     hub.add(a, "ticks.*")
     hub.add(a, "ticks.>")
@@ -51,4 +60,30 @@ def test_removing_one_of_two_overlapping_patterns_keeps_delivery() -> None:
     hub.remove(a, "ticks.*")
     hub.publish(msg(2, "ticks.AAPL"))
     hub.remove(a, "unknown")
+    hub.settle()
     assert a.got == [1, 2]
+
+
+async def test_a_turns_messages_reach_each_session_in_publish_order_as_runs() -> None:
+    """1. a gets everything, b only ticks  2. ticks 1, 2, trades 3, ticks 4 in one turn
+    3. at the end of the turn a holds 1-4 in order (three runs: ticks 1-2 for a and b,
+    trades 3 for a, ticks 4 for a and b), b holds 1, 2, 4 (two runs)."""
+    hub, a, b = Hub(), Sink(), Sink()
+    hub.add(a, ">")
+    hub.add(b, "ticks.*")
+    for seq, topic in ((1, "ticks.A"), (2, "ticks.B"), (3, "trades.A"), (4, "ticks.A")):
+        hub.publish(msg(seq, topic))
+    assert a.got == [] and b.got == []  # nothing before the turn ends
+    await asyncio.sleep(0)
+    assert a.got == [1, 2, 3, 4] and b.got == [1, 2, 4]
+    assert (a.runs, b.runs) == (3, 2)
+
+
+async def test_a_subscriber_removed_later_in_the_turn_still_gets_what_was_published_before() -> None:
+    hub, a = Hub(), Sink()
+    hub.add(a, "ticks.*")
+    hub.publish(msg(1, "ticks.A"))
+    hub.remove(a, "ticks.*")
+    hub.publish(msg(2, "ticks.A"))
+    await asyncio.sleep(0)
+    assert a.got == [1]
