@@ -46,6 +46,18 @@ WATCH_INTERVAL = 1.0  # seconds between checks of the stream's epoch and the con
 UNSUBSCRIBE_TIMEOUT = 2.0
 
 
+
+def stream_seq(reply: str) -> int:
+    """The stream sequence in a JetStream delivery's reply subject.
+
+    ``$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.…`` (9 tokens), or with a domain
+    and account hash after ``ACK`` (11 or 12 tokens). nats.py's ``Msg.metadata`` parses the
+    whole subject into dataclasses and a datetime per message: ~5 % of the gateway's time
+    under load, for one integer.
+    """
+    tokens = reply.split(".", 8)
+    return int(tokens[7] if "." in tokens[8] else tokens[5])
+
 class Feed:
     def __init__(self, nc: NATS, settings: GatewaySettings, hub: Hub, telemetry: Telemetry) -> None:
         self._nc = nc
@@ -183,7 +195,7 @@ class Feed:
         self._trouble = problem
 
     def _on_msg(self, msg: Msg) -> None:
-        seq = msg.metadata.sequence.stream
+        seq = stream_seq(msg.reply)
         if seq <= self.head:
             # Sequences only go back when the stream was recreated: check now, not at the next tick.
             self._suspect.set()

@@ -1,11 +1,12 @@
 """Pattern → sessions index: each message goes once to every session with a matching pattern.
 
-Per message the work is one dict lookup (topic → sessions, cached) plus, not one enqueue per
-matching session, but an append to this turn's last *run* when the message has the same
-receivers as the one before: under broadcast a whole burst from NATS is one run. At the end of the turn ``settle`` hands each run to its receivers in
-publish order, one outbox ``extend`` per session per run, so a session still sees every
-message in seq order. A session that queues a control frame settles first, so the frame
-keeps its place after the messages published before it.
+Per message the work is one dict lookup (topic → sessions, cached) and, rather than one
+enqueue per matching session, an append to this turn's last *run* when the message has the
+same receivers as the one before: under broadcast a whole burst from NATS is one run. At
+the end of the turn ``settle`` hands each run to its receivers in publish order, one outbox
+``extend`` per session per run, so a session still sees every message in seq order. A
+session that queues a control frame settles first, so the frame keeps its place after the
+messages published before it.
 
 The cache is invalidated per topic when a subscription that matches it changes, so a churn
 of subscriptions does not throw away the whole cache. A run keeps the receivers it was
