@@ -26,6 +26,9 @@ export interface TickwireOptions {
   transport?: "auto" | Transport;
   /** Consecutive WebSocket attempts that never opened before `auto` switches to SSE. */
   sseAfterFailures?: number;
+  /** While `auto` has fallen back to SSE: how often a WebSocket handshake is tried on the
+   * side; once one opens, the client moves back to WebSocket (resuming, so nothing is lost). */
+  wsProbeMs?: number;
   /** Offered as the `bearer.<token>` subprotocol beside `tickwire.v1` (design §5). */
   token?: string;
   /** Heartbeat assumed until `welcome` gives the server's, seconds. */
@@ -80,6 +83,7 @@ export class TickwireClient {
   private readonly policy: BackoffPolicy;
   private readonly transport: "auto" | Transport;
   private readonly sseAfterFailures: number;
+  private readonly wsProbeMs: number;
   private readonly defaultHeartbeatMs: number;
   private readonly reportIntervalMs: number;
   private readonly immediateJitterMs: number;
@@ -103,6 +107,8 @@ export class TickwireClient {
   private retryTimer: TimerHandle | null = null;
   private heartbeatTimer: TimerHandle | null = null;
   private reportTimer: TimerHandle | null = null;
+  private probeTimer: TimerHandle | null = null;
+  private probe: Link | null = null;
   private heartbeatMs: number;
   private lastReceivedAt = 0;
   private pingId = 0;
@@ -117,6 +123,7 @@ export class TickwireClient {
     this.policy = { ...DEFAULT_BACKOFF, ...options.backoff };
     this.transport = options.transport ?? "auto";
     this.sseAfterFailures = options.sseAfterFailures ?? 3;
+    this.wsProbeMs = options.wsProbeMs ?? 60_000;
     this.defaultHeartbeatMs = (options.heartbeatSeconds ?? 15) * 1000;
     this.heartbeatMs = this.defaultHeartbeatMs;
     this.reportIntervalMs = options.reportIntervalMs ?? 1000;
@@ -265,6 +272,37 @@ export class TickwireClient {
     if (this.link?.transport === "ws") this.wsFailures = 0;
     this.lastError = null;
     this.setState("connected");
+    if (this.link?.transport === "sse" && this.transport === "auto" && this.env.WebSocket) this.scheduleProbe();
+  }
+
+  /** A fallen-back SSE connection keeps trying WebSocket on the side: a proxy that broke
+   * it may have been fixed, and SSE costs the gateway more and cannot ping. */
+  private scheduleProbe(): void {
+    if (this.probeTimer !== null) return;
+    this.probeTimer = this.env.timers.setTimeout(() => {
+      this.probeTimer = null;
+      const url = this.urls[this.urlIndex] ?? this.urls[0] ?? "";
+      const done = (works: boolean) => {
+        this.probe?.close(CloseCode.NORMAL);
+        this.probe = null;
+        if (this.link?.transport !== "sse") return;
+        if (!works) {
+          this.scheduleProbe();
+          return;
+        }
+        this.wsFailures = 0;
+        this.reopen(); // over WebSocket now, resuming every subscription from its position
+      };
+      try {
+        this.probe = openWebSocketLink(this.env.WebSocket!, url, this.protocols(), {
+          opened: () => done(true),
+          frame: () => undefined,
+          closed: () => done(false),
+        });
+      } catch {
+        done(false);
+      }
+    }, this.wsProbeMs);
   }
 
   private onLost(transport: Transport, code: number, wasOpen: boolean): void {
@@ -317,7 +355,10 @@ export class TickwireClient {
     this.pings.clear();
     if (this.retryTimer !== null) this.env.timers.clearTimeout(this.retryTimer);
     if (this.heartbeatTimer !== null) this.env.timers.clearInterval(this.heartbeatTimer);
-    this.retryTimer = this.heartbeatTimer = null;
+    if (this.probeTimer !== null) this.env.timers.clearTimeout(this.probeTimer);
+    this.retryTimer = this.heartbeatTimer = this.probeTimer = null;
+    this.probe?.close(CloseCode.NORMAL);
+    this.probe = null;
     this.nextRetryAt = null;
   }
 

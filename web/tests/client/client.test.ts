@@ -309,6 +309,41 @@ describe("SSE fallback", () => {
   });
 });
 
+describe("back from SSE", () => {
+  it("probes WebSocket on the side while on SSE and moves back once a handshake opens", () => {
+    // 1. One WebSocket failure is enough to fall back; SSE delivers seq 7.
+    const { client, received } = makeClient({ sseAfterFailures: 1, wsProbeMs: 30_000 });
+    client.start();
+    FakeWebSocket.last.drop(1006);
+    vi.advanceTimersByTime(5000);
+    const source = FakeEventSource.instances[0]!;
+    source.open();
+    source.emit({ topic: "ticks.A", data: {} }, "7");
+    expect(client.stats().transport).toBe("sse");
+    // 2. The first probe fails: the SSE stream stays up, untouched.
+    vi.advanceTimersByTime(30_000);
+    expect(FakeWebSocket.instances).toHaveLength(2);
+    FakeWebSocket.last.drop(1006);
+    expect(source.closed).toBe(false);
+    expect(client.stats().transport).toBe("sse");
+    // 3. The second opens: the probe is closed, SSE too, and a WebSocket link resumes from 7.
+    vi.advanceTimersByTime(30_000);
+    const probe = FakeWebSocket.last;
+    probe.open();
+    expect(probe.closedByClient).toBe(1000);
+    expect(source.closed).toBe(true);
+    const socket = FakeWebSocket.last;
+    expect(socket).not.toBe(probe);
+    socket.accept();
+    expect(socket.framesOf("subscribe")[0]).toMatchObject({ topics: ["ticks.*"], since: { "ticks.*": 7 } });
+    expect(client.stats()).toMatchObject({ transport: "ws", state: "connected", reconnects: 0 });
+    socket.receive({ type: "msg", topic: "ticks.A", seq: 7, id: "7-0", ts: Date.now() * 1000, data: {} });
+    socket.receive({ type: "msg", topic: "ticks.A", seq: 8, id: "8-0", ts: Date.now() * 1000, data: {} });
+    expect(received.map((m) => m.seq)).toEqual([7, 8]); // 7 again is a duplicate, dropped
+    client.close();
+  });
+});
+
 describe("clock, latency and reports", () => {
   it("estimates clock offset from the lowest-RTT pong", () => {
     const { client } = makeClient();
