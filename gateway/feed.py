@@ -46,7 +46,6 @@ WATCH_INTERVAL = 1.0  # seconds between checks of the stream's epoch and the con
 UNSUBSCRIBE_TIMEOUT = 2.0
 
 
-
 def stream_seq(reply: str) -> int:
     """The stream sequence in a JetStream delivery's reply subject.
 
@@ -57,6 +56,7 @@ def stream_seq(reply: str) -> int:
     """
     tokens = reply.split(".", 8)
     return int(tokens[7] if "." in tokens[8] else tokens[5])
+
 
 class Feed:
     def __init__(self, nc: NATS, settings: GatewaySettings, hub: Hub, telemetry: Telemetry) -> None:

@@ -25,10 +25,6 @@ class Message:
     hops: Mapping[str, int] | None = None
     trace: str | None = None  # the traceparent its clients receive (sampled messages only)
 
-    @property
-    def size(self) -> int:
-        return len(self.frame)
-
     def matched_by(self, pattern: str) -> bool:
         """A message goes to the patterns matching its topic; a gap notice, which names a
         whole channel (``ticks``), to every pattern that covers some topic in it."""

@@ -52,14 +52,6 @@ _ALLOWED = {
 }
 
 
-def _never_writable() -> bool:
-    return False
-
-
-def _nowhere(frame: str) -> None:
-    raise RuntimeError("session is not attached to a socket")
-
-
 @dataclass(frozen=True, slots=True)
 class OutboxLimits:
     messages: int
@@ -85,6 +77,10 @@ Queued = Message | Slot | str
 
 
 class Session:
+    # Set by attach, with _flusher: the synchronous writer the flusher drives.
+    _can_write: Callable[[], bool]
+    _write: Callable[[str], None]
+
     def __init__(self, session_id: str, limits: OutboxLimits) -> None:
         self.id = session_id
         self.limits = limits
@@ -106,10 +102,7 @@ class Session:
         # future for the one handler waiting on the close, ~100).
         self._wake: asyncio.Event | None = None
         self._room: asyncio.Event | None = None
-        # Set by attach: the synchronous writer the flusher drives.
-        self._flusher: Flusher | None = None
-        self._can_write: Callable[[], bool] = _never_writable
-        self._write: Callable[[str], None] = _nowhere
+        self._flusher: Flusher | None = None  # None until attach: write_loop drains the outbox
 
     def __repr__(self) -> str:
         return f"Session({self.id}, {self.state.value}, {len(self.patterns)} patterns)"
