@@ -44,7 +44,7 @@ $(WEB_BUILD): $(WEB_STAMP) $(WEB_SOURCES)
 	cd web && npm run build
 
 lint: deps
-	$(BIN)/ruff check services ingest gateway tests
+	$(BIN)/ruff check services ingest gateway bench tests
 	$(BIN)/mypy
 
 clean:

@@ -133,13 +133,13 @@ def _dispatch(args: argparse.Namespace, env: dict[str, str]) -> int:
         sys.stdout.write(token + "\n")
         return 0
     if args.command == "bench":
-        from services.bench.cli import options_from_args
-        from services.bench.runner import main as run_bench
+        from bench.cli import options_from_args
+        from bench.runner import main as run_bench
 
         return run_bench(options_from_args(args), report_only=args.report)
     if args.command == "bench":
-        from services.bench.cli import options_from_args
-        from services.bench.runner import main as run_bench
+        from bench.cli import options_from_args
+        from bench.runner import main as run_bench
 
         return run_bench(options_from_args(args), report_only=args.report)
     raise AssertionError(args.command)

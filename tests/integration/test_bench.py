@@ -8,8 +8,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from services.bench import report
-from services.bench.runner import Options, run
+from bench import report
+from bench.runner import Options, run
 
 pytestmark = pytest.mark.slow
 

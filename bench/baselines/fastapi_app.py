@@ -1,6 +1,6 @@
 """Baseline 1: the typical FastAPI fan-out, about 50 lines as one would write it.
 
-    python -m services.bench.baselines.fastapi_app REDIS_URL PORT
+    python -m bench.baselines.fastapi_app REDIS_URL PORT
 
 One background task XREADs ``md:ticks`` from ``$`` (new entries only), encodes each entry
 once as ``{"type":"msg","topic","id","ts","data"}`` and awaits ``send_text`` on every

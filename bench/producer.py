@@ -1,6 +1,6 @@
 """The bench's producer process: XADDs to ``md:ticks`` at a fixed offered rate.
 
-    python -m services.bench.producer REDIS_URL RATE DURATION [--symbols N] [--trace-ratio F]
+    python -m bench.producer REDIS_URL RATE DURATION [--symbols N] [--trace-ratio F]
 
 Every ``TICK`` it pipelines the entries due by then (so the offered rate holds however
 the event loop is scheduled), each ~150 bytes of JSON with its origin ``ts`` in µs taken

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import httpx
 
-from services.bench import processes
-from services.bench.processes import Child
+from bench import processes
+from bench.processes import Child
 from services.localservers import free_port, wait_for_port
 
 SYSTEMS = ("tickwire", "fastapi", "socketio", "natsws")
@@ -94,7 +94,7 @@ def start(system: str, log_dir: Path, *, gateways: int = 1, ingest: int = 1, fro
                     _ready(f"http://127.0.0.1:{gw.port}/readyz", gw)
         else:
             port = free_port()
-            module = f"services.bench.baselines.{system}_app"
+            module = f"bench.baselines.{system}_app"
             app = processes.python_module(system, module, [stack.redis_url, str(port)], log_dir, port)
             stack.servers.append(app.start().wait_port())
             stack.frontends.append(app)

@@ -6,8 +6,8 @@ import argparse
 import sys
 from dataclasses import replace
 
-from services.bench.runner import SCENARIOS, Options
-from services.bench.systems import SYSTEMS
+from bench.runner import SCENARIOS, Options
+from bench.systems import SYSTEMS
 from services.settings import SettingsError
 
 

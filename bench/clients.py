@@ -1,6 +1,6 @@
 """The bench's client processes: many WebSocket connections each, minimal work per message.
 
-    python -m services.bench.clients      (configured by one JSON line on stdin)
+    python -m bench.clients      (configured by one JSON line on stdin)
 
 A process opens its share of the connections (at most ``concurrency`` handshakes in
 flight), reports ``ready`` with the handshake times, then talks with the runner by lines:
@@ -32,7 +32,7 @@ import orjson
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from services.bench.processes import raise_nofile
+from bench.processes import raise_nofile
 
 BUCKET_US = 50
 OPEN_TIMEOUT = 30.0

@@ -19,9 +19,9 @@ from typing import Any
 
 import orjson
 
-from services.bench import report, scenarios
-from services.bench.processes import ROOT, machine, raise_nofile
-from services.bench.systems import SYSTEMS
+from bench import report, scenarios
+from bench.processes import ROOT, machine, raise_nofile
+from bench.systems import SYSTEMS
 
 log = logging.getLogger("tickwire.bench")
 

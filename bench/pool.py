@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from services.bench.processes import ROOT
+from bench.processes import ROOT
 
 READY_TIMEOUT = 180.0
 SATURATED = 0.9  # a client process busier than this share of a core may be the bottleneck
@@ -32,7 +32,7 @@ class ClientProc:
 
     async def start(self) -> None:
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "services.bench.clients", cwd=ROOT, stdin=asyncio.subprocess.PIPE,
+            sys.executable, "-m", "bench.clients", cwd=ROOT, stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE, start_new_session=True, limit=64 * 1024 * 1024)
         self._reader = asyncio.create_task(self._read())
         await self.send(orjson.dumps(self.config).decode())

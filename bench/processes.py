@@ -19,8 +19,9 @@ from pathlib import Path
 
 from services.localservers import free_port, nats_server_binary, redis_argv, wait_for_port
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+TICKWIRE = Path(sys.executable).with_name("tickwire")
 
 
 def cpu_seconds(pid: int, children: bool = False) -> float:
@@ -134,7 +135,9 @@ class Child:
 
 
 def tickwire(name: str, args: list[str], log_dir: Path, env: dict[str, str], port: int | None = None) -> Child:
-    return Child(name, [sys.executable, "-m", "services.cli", *args], log_dir / f"{name}.log", env, port)
+    # The console script beside this interpreter: the bench runs services as a user would,
+    # whichever module the CLI lives in.
+    return Child(name, [str(TICKWIRE), *args], log_dir / f"{name}.log", env, port)
 
 
 def python_module(name: str, module: str, args: list[str], log_dir: Path, port: int | None = None,

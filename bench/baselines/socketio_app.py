@@ -1,6 +1,6 @@
 """Baseline 2: python-socketio (ASGI) on uvicorn, emitting the stream to rooms.
 
-    python -m services.bench.baselines.socketio_app REDIS_URL PORT
+    python -m bench.baselines.socketio_app REDIS_URL PORT
 
 A client emits ``subscribe`` with ``{"topics": […]}`` and joins one room per topic
 (``"*"``: the room of everything); one background task XREADs ``md:ticks`` and emits each

@@ -22,11 +22,11 @@ import orjson
 import redis as syncredis
 from nats.aio.client import Client as NATS
 
-from services.bench import systems
-from services.bench.clients import BUCKET_US
-from services.bench.pool import Pool, client_cpu, merge_latency
-from services.bench.processes import ROOT, status_kb
-from services.bench.producer import symbols
+from bench import systems
+from bench.clients import BUCKET_US
+from bench.pool import Pool, client_cpu, merge_latency
+from bench.processes import ROOT, status_kb
+from bench.producer import symbols
 
 log = logging.getLogger("tickwire.bench")
 
@@ -59,7 +59,7 @@ def _topics(clients: int, selective: bool, seed: int = 11) -> list[list[str] | N
 
 async def _produce(redis_url: str, rate: float, duration: float, trace_ratio: float = 0.0) -> dict[str, Any]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.bench.producer", redis_url, str(rate), str(duration),
+        sys.executable, "-m", "bench.producer", redis_url, str(rate), str(duration),
         "--symbols", str(SYMBOLS), "--trace-ratio", str(trace_ratio), cwd=ROOT,
         stdout=asyncio.subprocess.PIPE, start_new_session=True)
     try:
@@ -267,7 +267,7 @@ async def ingest(entries: int, replicas: int, log_dir: Path, streams: int = 4) -
         total = per * streams
         env = {"REDIS_URL": stack.redis_url, "NATS_URL": stack.nats_url, "TICKWIRE_LOG_LEVEL": "WARNING",
                "TICKWIRE_LEASE_TTL": "2"}
-        from services.bench import processes
+        from bench import processes
 
         started = time.monotonic()
         for i in range(replicas):
