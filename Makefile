@@ -24,11 +24,13 @@ bench: deps system
 
 deps: $(PY_STAMP)
 
-$(PY_STAMP): pyproject.toml requirements.lock
+# The client SDK is its own distribution (clients/python); the tests import it from there.
+$(PY_STAMP): pyproject.toml clients/python/pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -r requirements.lock
 	$(BIN)/pip install -q --no-deps -e .
+	$(BIN)/pip install -q --no-deps -e clients/python
 	touch $@
 
 system:
@@ -44,7 +46,7 @@ $(WEB_BUILD): $(WEB_STAMP) $(WEB_SOURCES)
 	cd web && npm run build
 
 lint: deps
-	$(BIN)/ruff check services ingest gateway bench tests
+	$(BIN)/ruff check services ingest gateway bench clients tests
 	$(BIN)/mypy
 
 clean:

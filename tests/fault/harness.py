@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
+from tickwire_client import Message, TickwireClient
 
-from services.client import Message, TickwireClient
 from services.hops import now_us
 from tests.waiting import eventually
 

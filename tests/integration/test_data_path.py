@@ -8,8 +8,8 @@ from collections import defaultdict
 
 import pytest
 import redis.asyncio as aioredis
+from tickwire_client import Message, TickwireClient
 
-from services.client import Message, TickwireClient
 from services.producer import add_entry
 from tests.conftest import Backend
 from tests.stack import Services

@@ -18,8 +18,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind
 from prometheus_client.parser import text_string_to_metric_families
+from tickwire_client import TickwireClient
 
-from services.client import TickwireClient
 from services.producer import add_entry
 from tests.conftest import Backend
 from tests.otlp import OtlpReceiver, ReceivedSpan

@@ -9,8 +9,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from tickwire_client import TickwireClient
 
-from services.client import TickwireClient
 from services.localservers import free_port
 from tests.stack import Service
 

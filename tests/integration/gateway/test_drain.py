@@ -12,8 +12,8 @@ import httpx
 import nats
 import pytest
 import websockets
+from tickwire_client import TickwireClient
 
-from services.client import TickwireClient
 from services.connections import ensure_stream
 from services.localservers import free_port
 from tests.conftest import Backend

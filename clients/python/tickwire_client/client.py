@@ -1,4 +1,4 @@
-"""A small async client for protocol v1, for tests, the benchmark and users' programs.
+"""A small async client for protocol v1, for users' programs and Tickwire's own tests.
 
     async with TickwireClient(["ws://127.0.0.1:8080/ws"], ["ticks.*"]) as client:
         async for msg in client:
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
 import random
 import time
@@ -22,13 +23,16 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
-import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from services.subjects import matches
+from tickwire_client.topics import matches
 
 log = logging.getLogger(__name__)
+
+
+def _encode(frame: dict[str, Any]) -> str:
+    return json.dumps(frame, separators=(",", ":"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +136,7 @@ class TickwireClient:
     async def send(self, frame: dict[str, Any]) -> None:
         if self._ws is None:
             raise ConnectionError("not connected")
-        await self._ws.send(orjson.dumps(frame).decode())
+        await self._ws.send(_encode(frame))
 
     # ---- connection loop -------------------------------------------------------------
 
@@ -172,14 +176,14 @@ class TickwireClient:
             await asyncio.sleep(random.uniform(0, min(cap, base * 2 ** min(attempt, 16))))
 
     async def _session(self, ws: ClientConnection) -> None:
-        welcome = orjson.loads(await ws.recv())
+        welcome = json.loads(await ws.recv())
         if welcome.get("type") != "welcome":
             raise ClientError(f"expected welcome, got {welcome!r}")
         self.stats.node = welcome.get("node")
         self.connected.set()
-        await ws.send(orjson.dumps(self._subscribe_frame()).decode())
+        await ws.send(_encode(self._subscribe_frame()))
         async for raw in ws:
-            frame = orjson.loads(raw)
+            frame = json.loads(raw)
             kind = frame.get("type")
             if kind == "msg":
                 await self._deliver(frame)
@@ -194,7 +198,7 @@ class TickwireClient:
                 log.warning("client: server error %s: %s", frame.get("code"), frame.get("message"))
             if self._receipts:
                 # Receipts of traced messages let the gateway trace the last hop (design §4).
-                await ws.send(orjson.dumps({"type": "report", "received": self._receipts}).decode())
+                await ws.send(_encode({"type": "report", "received": self._receipts}))
                 self._receipts = []
 
     def _subscribe_frame(self) -> dict[str, Any]:
