@@ -78,12 +78,25 @@ def _storage(raw: str) -> str:
     return raw
 
 
-def _tracing(env: Mapping[str, str]) -> bool:
-    """Spans are exported when an OTLP endpoint is configured and the SDK is not disabled;
-    the SDK itself reads the rest of the standard ``OTEL_*`` variables."""
+OTLP_PROTOCOLS = ("http/protobuf", "grpc")  # what the Python SDK's OTLP span exporters speak
+
+
+def _tracing(env: Mapping[str, str]) -> str:
+    """The OTLP protocol spans are exported with, or "" when tracing is off: spans are
+    exported when an OTLP endpoint is configured and the SDK is not disabled. The protocol
+    is the standard ``OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL`` (default http/protobuf); the
+    SDK itself reads the rest of the ``OTEL_*`` variables."""
     if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
-        return False
-    return bool(env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+        return ""
+    if not (env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")):
+        return ""
+    name = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
+    if not env.get(name, "").strip():
+        name = "OTEL_EXPORTER_OTLP_PROTOCOL"
+    protocol = env.get(name, "").strip() or OTLP_PROTOCOLS[0]
+    if protocol not in OTLP_PROTOCOLS:
+        raise SettingsError(f"{name}={protocol!r}: must be one of {', '.join(OTLP_PROTOCOLS)}")
+    return protocol
 
 
 def _auth(raw: str) -> str:
@@ -129,7 +142,7 @@ class BusSettings:
     duplicate_window: float = 120.0
     storage: str = "file"
     nats_pending_bytes: int = 8 * 1024 * 1024
-    tracing: bool = False  # export spans over OTLP (see services.telemetry)
+    tracing: str = ""  # the OTLP protocol spans are exported with, "" for none (services.telemetry)
     # Secrets stay in files the process reads; only their paths are settings.
     nats_creds_file: str = ""
     nats_nkey_file: str = ""
@@ -287,7 +300,7 @@ class SimulatorSettings:
     maxlen: int = 100_000
     trade_ratio: float = 0.2
     seed: int | None = None
-    tracing: bool = False
+    tracing: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> SimulatorSettings:

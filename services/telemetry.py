@@ -5,9 +5,12 @@ and in the gateway (``tickwire-gateway``, child of ingest's), and the browser's 
 becomes a last span in the same trace. Unsampled messages cost no span at all: callers
 check ``sampled(traceparent)`` — a string test — before touching the SDK.
 
-Export is OTLP/HTTP. Whether it is on is a setting (``BusSettings.tracing``: an OTLP
-endpoint is configured and the SDK is not disabled); everything else — endpoint, sampler
-and ratio, headers — the SDK reads from the standard ``OTEL_*`` variables itself.
+Export is OTLP, over HTTP/protobuf or gRPC. Whether it is on, and the protocol, is a setting
+(``BusSettings.tracing``: an OTLP endpoint is configured, the SDK is not disabled, and
+``OTEL_EXPORTER_OTLP_PROTOCOL``); everything else — endpoint, sampler and ratio, headers,
+``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES`` — the SDK reads from the standard
+``OTEL_*`` variables itself. The service names below are only defaults: an operator's
+``OTEL_SERVICE_NAME`` (or ``service.name`` in ``OTEL_RESOURCE_ATTRIBUTES``) wins.
 """
 
 from __future__ import annotations
@@ -18,9 +21,9 @@ from contextlib import contextmanager
 
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.resources import SERVICE_NAME, OTELResourceDetector, Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.trace import Span, SpanKind, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -45,17 +48,35 @@ ATTR_SESSION = "tickwire.session"
 _propagator = TraceContextTextMapPropagator()
 
 
+def resource(default_name: str) -> Resource:
+    """The standard variables' resource; ``service.name`` is ``default_name`` only when
+    neither ``OTEL_SERVICE_NAME`` nor ``OTEL_RESOURCE_ATTRIBUTES`` names the service
+    (``Resource.create(attributes)`` would let ours override theirs)."""
+    named = OTELResourceDetector().detect().attributes.get(SERVICE_NAME)
+    return Resource.create({} if named else {SERVICE_NAME: default_name})
+
+
+def exporter(protocol: str) -> SpanExporter:
+    """The OTLP span exporter for ``protocol`` (``http/protobuf`` or ``grpc``)."""
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+
+        return GrpcExporter()
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
+
+    return HttpExporter()
+
+
 @contextmanager
-def tracing(service_name: str, enabled: bool) -> Iterator[Tracer | None]:
-    """A tracer exporting OTLP as ``service_name`` (None when off); flushed at exit."""
-    if not enabled:
+def tracing(service_name: str, protocol: str) -> Iterator[Tracer | None]:
+    """A tracer exporting OTLP over ``protocol`` ("" when off: None), its service named
+    ``service_name`` unless the standard variables name it; flushed at exit."""
+    if not protocol:
         yield None
         return
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-    log.info("tracing: exporting OTLP as %s", service_name)
+    provider = TracerProvider(resource=resource(service_name))
+    provider.add_span_processor(BatchSpanProcessor(exporter(protocol)))
+    log.info("tracing: exporting OTLP (%s) as %s", protocol, provider.resource.attributes[SERVICE_NAME])
     try:
         yield provider.get_tracer(service_name)
     finally:
@@ -86,4 +107,4 @@ def traceparent_of(span: Span) -> str:
     return carrier.get("traceparent", "")
 
 
-__all__ = ["Span", "SpanKind", "Tracer", "extract", "sampled", "traceparent_of", "tracing"]
+__all__ = ["Span", "SpanKind", "Tracer", "exporter", "extract", "resource", "sampled", "traceparent_of", "tracing"]

@@ -1,19 +1,24 @@
-"""A real OTLP/HTTP trace receiver for tests: decodes exports with ``opentelemetry-proto``.
+"""Real OTLP trace receivers for tests: decode exports with ``opentelemetry-proto``.
 
-It speaks the protocol Jaeger accepts (POST ``/v1/traces``, protobuf body), so what the
-services export here is what Jaeger would show.
+``OtlpReceiver`` speaks OTLP/HTTP (POST ``/v1/traces``, protobuf body), ``OtlpGrpcReceiver``
+OTLP/gRPC (``TraceService/Export`` on grpcio's asyncio server): the two protocols Jaeger
+accepts, so what the services export here is what Jaeger would show.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gzip
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import grpc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
 from services.localservers import free_port
 
@@ -29,6 +34,25 @@ class ReceivedSpan:
     start_ns: int
     end_ns: int
     attributes: dict[str, object]
+    resource: dict[str, object] = field(default_factory=dict)
+
+
+def _values(attributes: Iterable[KeyValue]) -> dict[str, object]:
+    return {a.key: getattr(a.value, a.value.WhichOneof("value") or "string_value") for a in attributes}
+
+
+def decode(request: ExportTraceServiceRequest) -> list[ReceivedSpan]:
+    """The spans of one export request, each with its resource's attributes."""
+    spans = []
+    for resource_spans in request.resource_spans:
+        resource = _values(resource_spans.resource.attributes)
+        for scope in resource_spans.scope_spans:
+            for span in scope.spans:
+                spans.append(ReceivedSpan(
+                    str(resource.get("service.name", "")), span.name, span.trace_id.hex(), span.span_id.hex(),
+                    span.parent_span_id.hex(), span.kind, span.start_time_unix_nano, span.end_time_unix_nano,
+                    _values(span.attributes), resource))
+    return spans
 
 
 @dataclass
@@ -83,26 +107,38 @@ class OtlpReceiver:
     def _decode(self, body: bytes) -> None:
         request = ExportTraceServiceRequest()
         request.ParseFromString(body)
-        for resource_spans in request.resource_spans:
-            service = next(
-                (a.value.string_value for a in resource_spans.resource.attributes if a.key == "service.name"), ""
-            )
-            for scope in resource_spans.scope_spans:
-                for span in scope.spans:
-                    attributes: dict[str, object] = {}
-                    for a in span.attributes:
-                        value = a.value
-                        attributes[a.key] = getattr(value, value.WhichOneof("value") or "string_value")
-                    self.spans.append(
-                        ReceivedSpan(
-                            service,
-                            span.name,
-                            span.trace_id.hex(),
-                            span.span_id.hex(),
-                            span.parent_span_id.hex(),
-                            span.kind,
-                            span.start_time_unix_nano,
-                            span.end_time_unix_nano,
-                            attributes,
-                        )
-                    )
+        self.spans.extend(decode(request))
+
+
+@dataclass
+class OtlpGrpcReceiver:
+    """OTLP/gRPC on a free port (plaintext, as an ``http://`` endpoint tells the exporter)."""
+
+    port: int = field(default_factory=free_port)
+    spans: list[ReceivedSpan] = field(default_factory=list)
+    _server: grpc.aio.Server | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def trace(self, trace_id: str) -> list[ReceivedSpan]:
+        return [s for s in self.spans if s.trace_id == trace_id]
+
+    async def __aenter__(self) -> OtlpGrpcReceiver:
+        self._server = grpc.aio.server()
+        receiver = self
+
+        class Service(trace_service_pb2_grpc.TraceServiceServicer):  # type: ignore[misc]
+            async def Export(self, request: ExportTraceServiceRequest, context: object) -> ExportTraceServiceResponse:
+                receiver.spans.extend(decode(request))
+                return ExportTraceServiceResponse()
+
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Service(), self._server)
+        self._server.add_insecure_port(f"127.0.0.1:{self.port}")
+        await self._server.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        await self._server.stop(grace=None)
