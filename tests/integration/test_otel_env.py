@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 import redis.asyncio as aioredis
+from tickwire_client import TickwireClient
 
-from services.client import TickwireClient
 from services.producer import add_entry
 from tests.conftest import Backend
 from tests.otlp import OtlpGrpcReceiver, OtlpReceiver
