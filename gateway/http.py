@@ -73,6 +73,13 @@ async def latency(request: Request) -> JSONResponse:
     return JSONResponse({"node": gateway.settings.node, "unit": "ms", "hops": gateway.telemetry.latency.summary()})
 
 
+@router.get("/api/dashboard")
+async def dashboard_config(request: Request) -> JSONResponse:
+    """The gateways the dashboard fails over between (``TICKWIRE_DASHBOARD_GATEWAYS``); an
+    empty list means the page's own origin only, as behind one load-balanced address."""
+    return JSONResponse({"gateways": list(_gateway(request).settings.dashboard_gateways)})
+
+
 @router.get("/metrics")
 async def metrics(request: Request) -> Response:
     registry = _gateway(request).telemetry.registry

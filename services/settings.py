@@ -125,6 +125,16 @@ def normalize_origin(origin: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+def _gateway_addresses(raw: str) -> tuple[str, ...]:
+    """``host:port`` or ``ws(s)://host:port/path`` entries, as the dashboard's ``?gateways=`` takes them."""
+    addresses = _csv(raw)
+    for address in addresses:
+        parts = urlsplit(address if "://" in address else f"ws://{address}")
+        if parts.scheme not in ("ws", "wss") or not parts.hostname:
+            raise ValueError(f"{address!r} is neither host:port nor a ws(s):// URL")
+    return addresses
+
+
 def _default_node() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
@@ -225,6 +235,7 @@ class GatewaySettings:
     batch_max: int = 256
     web_dir: str = ""
     allowed_origins: tuple[str, ...] = ()
+    dashboard_gateways: tuple[str, ...] = ()
     drain_grace: float = 2.0
     drain_window: float = 5.0
     max_frames_per_second: float = 50.0
@@ -274,6 +285,7 @@ class GatewaySettings:
             batch_max=_get(env, "TICKWIRE_BATCH_MAX", d.batch_max, _positive_int),
             web_dir=_get(env, "TICKWIRE_WEB_DIR", d.web_dir, str),
             allowed_origins=_get(env, "TICKWIRE_ALLOWED_ORIGINS", d.allowed_origins, _origins),
+            dashboard_gateways=_get(env, "TICKWIRE_DASHBOARD_GATEWAYS", d.dashboard_gateways, _gateway_addresses),
             drain_grace=_get(env, "TICKWIRE_DRAIN_GRACE", d.drain_grace, _non_negative_float),
             drain_window=_get(env, "TICKWIRE_DRAIN_WINDOW", d.drain_window, _non_negative_float),
             max_frames_per_second=_get(env, "TICKWIRE_MAX_FRAMES_PER_SECOND", d.max_frames_per_second,

@@ -69,6 +69,21 @@ class Child:
             await proc.wait()
 
 
+def sibling_env(ports: list[int], env: dict[str, str]) -> dict[str, str]:
+    """What lets the dashboard of one local replica fail over to the others directly: the
+    list of all of them for the page (``/api/dashboard``), and each one's allowance of the
+    others' pages (an explicit origin list replaces the same-origin default, so the page's
+    own origin is in it too). Settings the environment already gives are left alone."""
+    if len(ports) < 2:
+        return {}
+    pages = [f"http://{host}:{port}" for port in ports for host in ("127.0.0.1", "localhost")]
+    siblings = {
+        "TICKWIRE_DASHBOARD_GATEWAYS": ",".join(f"127.0.0.1:{port}" for port in ports),
+        "TICKWIRE_ALLOWED_ORIGINS": ",".join(pages),
+    }
+    return {name: value for name, value in siblings.items() if name not in env}
+
+
 class Supervisor:
     def __init__(self, options: UpOptions, env: dict[str, str]) -> None:
         self.options = options
@@ -101,11 +116,13 @@ class Supervisor:
     def _services(self) -> list[Child]:
         web = {"TICKWIRE_WEB_DIR": str(WEB_DIST)} if "TICKWIRE_WEB_DIR" not in self.env else {}
         children = [self._tickwire("ingest", "ingest")]
-        for i in range(self.options.gateways):
-            port = self.options.first_port + i
+        ports = [self.options.first_port + i for i in range(self.options.gateways)]
+        siblings = sibling_env(ports, self.env)
+        for i, port in enumerate(ports):
             children.append(
                 self._tickwire(
-                    f"gateway-{i + 1}", "gateway", "--port", str(port), port=port, TICKWIRE_NODE=f"gw-{i + 1}", **web
+                    f"gateway-{i + 1}", "gateway", "--port", str(port), port=port, TICKWIRE_NODE=f"gw-{i + 1}",
+                    **web, **siblings,
                 )
             )
         if self.options.simulator:

@@ -19,6 +19,8 @@ def test_environment_overrides() -> None:
     )
     assert gw.bus.nats_url == "nats://n:1" and gw.port == 9000
     assert gw.allowed_origins == ("http://a", "http://b")
+    gateways = GatewaySettings.from_env({"TICKWIRE_DASHBOARD_GATEWAYS": "127.0.0.1:8080, wss://gw.example/ws"})
+    assert gateways.dashboard_gateways == ("127.0.0.1:8080", "wss://gw.example/ws")
     assert SimulatorSettings.from_env({"TICKWIRE_SIM_RATE": "250"}).rate == 250.0
 
 
@@ -29,6 +31,7 @@ def test_environment_overrides() -> None:
         ({"TICKWIRE_MAX_CONNECTIONS": "0"}, "TICKWIRE_MAX_CONNECTIONS"),
         ({"TICKWIRE_STORAGE": "disk"}, "TICKWIRE_STORAGE"),
         ({"TICKWIRE_HEARTBEAT": "-1"}, "TICKWIRE_HEARTBEAT"),
+        ({"TICKWIRE_DASHBOARD_GATEWAYS": "http://a:1"}, "TICKWIRE_DASHBOARD_GATEWAYS"),
     ],
 )
 def test_bad_values_fail_with_the_variable_name(env: dict[str, str], name: str) -> None:

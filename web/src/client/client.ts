@@ -10,6 +10,7 @@ import { ClockSync } from "./clock";
 import { Emitter } from "./emitter";
 import { defaultEnvironment, type Environment, type TimerHandle } from "./environment";
 import { openEventSourceLink, openWebSocketLink, sseUrlFor, type Link, type LinkEvents, type Transport } from "./link";
+import { probeLiveness } from "./liveness";
 import { RateMeter, SampleWindow, type Percentiles } from "./metrics";
 import { CloseCode, type ErrorFrame, type GapFrame, type MsgFrame, type ServerFrame, type SubscribeFrame } from "./protocol";
 import { TraceReporter } from "./reporter";
@@ -22,10 +23,16 @@ export interface TickwireOptions {
   /** Subscriptions to open at start (NATS-style patterns). */
   topics?: readonly string[];
   backoff?: Partial<BackoffPolicy>;
-  /** `auto`: WebSocket, falling back to SSE where it is missing or keeps failing. */
+  /** `auto`: WebSocket, falling back to SSE where it is missing, or where a gateway that
+   * answers HTTP keeps failing the WebSocket handshake. */
   transport?: "auto" | Transport;
-  /** Consecutive WebSocket attempts that never opened before `auto` switches to SSE. */
+  /** Consecutive failed WebSocket handshakes on a gateway that answers HTTP (`/healthz`)
+   * before `auto` switches to SSE on that gateway. A gateway that does not answer is down:
+   * the client moves to the next one over WebSocket instead. */
   sseAfterFailures?: number;
+  /** How long the `/healthz` probe after a failed handshake may take before the gateway
+   * counts as down. */
+  livenessTimeoutMs?: number;
   /** While `auto` has fallen back to SSE: how often a WebSocket handshake is tried on the
    * side; once one opens, the client moves back to WebSocket (resuming, so nothing is lost). */
   wsProbeMs?: number;
@@ -47,6 +54,19 @@ export interface ClientEvents {
   gap: (gap: GapFrame) => void;
   state: (state: ConnectionState) => void;
   serverError: (error: ErrorFrame) => void;
+}
+
+/** One successful (re)connection, for the reconnect history. */
+export interface ConnectionRecord {
+  /** When the connection was made, ms since the epoch. */
+  at: number;
+  node: string | null;
+  url: string;
+  transport: Transport;
+  /** Time without a connection before this one, ms; null for the first connection. */
+  downMs: number | null;
+  /** Close code of the connection lost before this one; null for the first connection. */
+  afterCode: number | null;
 }
 
 export interface ClientStats {
@@ -72,10 +92,13 @@ export interface ClientStats {
   rttMs: number | null;
   lastError: string | null;
   subscriptions: string[];
+  /** The newest connections, oldest first (at most HISTORY_LENGTH). */
+  history: ConnectionRecord[];
 }
 
 const SUBPROTOCOL = "tickwire.v1";
 const MAX_PENDING_PINGS = 16;
+const HISTORY_LENGTH = 20;
 
 export class TickwireClient {
   private readonly env: Environment;
@@ -83,6 +106,7 @@ export class TickwireClient {
   private readonly policy: BackoffPolicy;
   private readonly transport: "auto" | Transport;
   private readonly sseAfterFailures: number;
+  private readonly livenessTimeoutMs: number;
   private readonly wsProbeMs: number;
   private readonly defaultHeartbeatMs: number;
   private readonly reportIntervalMs: number;
@@ -100,8 +124,15 @@ export class TickwireClient {
   private link: Link | null = null;
   private urlIndex = 0;
   private attempt = 0;
-  private wsFailures = 0;
-  private everConnected = false;
+  /** Failed handshakes in a row on a gateway that answered HTTP. */
+  private blockedHandshakes = 0;
+  /** SSE is used until the stream is lost or a side probe finds WebSocket working again. */
+  private onSse = false;
+  /** Bumped by teardown, so a liveness probe that answers after it is ignored. */
+  private generation = 0;
+  private lostAt: number | null = null;
+  private lostCode: number | null = null;
+  private readonly history: ConnectionRecord[] = [];
   private node: string | null = null;
   private nextRetryAt: number | null = null;
   private retryTimer: TimerHandle | null = null;
@@ -122,7 +153,8 @@ export class TickwireClient {
     this.env = defaultEnvironment(options.environment);
     this.policy = { ...DEFAULT_BACKOFF, ...options.backoff };
     this.transport = options.transport ?? "auto";
-    this.sseAfterFailures = options.sseAfterFailures ?? 3;
+    this.sseAfterFailures = options.sseAfterFailures ?? 2;
+    this.livenessTimeoutMs = options.livenessTimeoutMs ?? 3000;
     this.wsProbeMs = options.wsProbeMs ?? 60_000;
     this.defaultHeartbeatMs = (options.heartbeatSeconds ?? 15) * 1000;
     this.heartbeatMs = this.defaultHeartbeatMs;
@@ -156,7 +188,7 @@ export class TickwireClient {
     if (this.state !== "failed" && this.state !== "reconnecting") return;
     this.teardown();
     this.attempt = 0;
-    this.wsFailures = 0;
+    this.blockedHandshakes = 0;
     this.lastError = null;
     if (this.state === "failed") this.setState("connecting");
     this.connect();
@@ -201,6 +233,7 @@ export class TickwireClient {
       rttMs: this.clock.rttMs,
       lastError: this.lastError,
       subscriptions: this.book.patterns(),
+      history: [...this.history],
     };
   }
 
@@ -214,7 +247,7 @@ export class TickwireClient {
   private connect(): void {
     this.retryTimer = null;
     this.nextRetryAt = null;
-    const url = this.urls[this.urlIndex] ?? this.urls[0] ?? "";
+    const url = this.currentUrl();
     const transport = this.chooseTransport();
     if (transport === null) {
       this.fail("neither WebSocket nor EventSource is available");
@@ -242,7 +275,7 @@ export class TickwireClient {
     if (this.transport === "ws") return ws ? "ws" : null;
     if (this.transport === "sse") return es ? "sse" : null;
     if (!ws) return es ? "sse" : null;
-    return es && this.wsFailures >= this.sseAfterFailures ? "sse" : "ws";
+    return es && this.onSse ? "sse" : "ws";
   }
 
   private protocols(): string[] {
@@ -265,11 +298,21 @@ export class TickwireClient {
 
   private markConnected(): void {
     // Reopening an SSE stream for new topics happens while connected: not a reconnect.
-    if (this.state === "connected") return;
-    if (this.everConnected) this.counts.reconnects++;
-    this.everConnected = true;
+    if (this.state === "connected" || !this.link) return;
+    const now = this.env.now();
+    if (this.history.length) this.counts.reconnects++;
+    this.history.push({
+      at: now,
+      node: this.node,
+      url: this.link.url,
+      transport: this.link.transport,
+      downMs: this.lostAt === null ? null : now - this.lostAt,
+      afterCode: this.lostCode,
+    });
+    if (this.history.length > HISTORY_LENGTH) this.history.shift();
+    this.lostAt = this.lostCode = null;
     this.attempt = 0;
-    if (this.link?.transport === "ws") this.wsFailures = 0;
+    if (this.link.transport === "ws") this.blockedHandshakes = 0;
     this.lastError = null;
     this.setState("connected");
     if (this.link?.transport === "sse" && this.transport === "auto" && this.env.WebSocket) this.scheduleProbe();
@@ -281,7 +324,7 @@ export class TickwireClient {
     if (this.probeTimer !== null) return;
     this.probeTimer = this.env.timers.setTimeout(() => {
       this.probeTimer = null;
-      const url = this.urls[this.urlIndex] ?? this.urls[0] ?? "";
+      const url = this.currentUrl();
       const done = (works: boolean) => {
         this.probe?.close(CloseCode.NORMAL);
         this.probe = null;
@@ -290,7 +333,7 @@ export class TickwireClient {
           this.scheduleProbe();
           return;
         }
-        this.wsFailures = 0;
+        this.onSse = false;
         this.reopen(); // over WebSocket now, resuming every subscription from its position
       };
       try {
@@ -306,16 +349,60 @@ export class TickwireClient {
   }
 
   private onLost(transport: Transport, code: number, wasOpen: boolean): void {
+    if (this.state === "connected") {
+      this.lostAt = this.env.now();
+      this.lostCode = code;
+    }
     this.teardown();
-    if (transport === "ws" && !wasOpen) this.wsFailures++;
     if (code === CloseCode.POLICY) {
       this.fail("refused by the gateway (1008: auth, origin or permissions)");
       return;
     }
+    if (transport === "ws" && !wasOpen && this.mayFallBack()) {
+      this.checkLiveness();
+      return;
+    }
+    // A lost SSE stream says nothing about WebSocket at the next gateway: try it first.
+    if (transport === "sse") this.onSse = false;
     // A slow consumer may come straight back to the same replica; anything else tries the next.
-    if (code !== CloseCode.SLOW_CONSUMER) this.urlIndex = (this.urlIndex + 1) % this.urls.length;
+    if (code !== CloseCode.SLOW_CONSUMER) this.nextUrl();
     const immediate = code === CloseCode.SLOW_CONSUMER || code === CloseCode.RESTART;
     this.scheduleReconnect(immediate);
+  }
+
+  private mayFallBack(): boolean {
+    return this.transport === "auto" && this.env.EventSource !== undefined && this.env.fetch !== undefined;
+  }
+
+  private nextUrl(): void {
+    this.urlIndex = (this.urlIndex + 1) % this.urls.length;
+  }
+
+  /** After a failed handshake: is it this gateway that is down, or WebSocket that is blocked? */
+  private checkLiveness(): void {
+    const generation = this.generation;
+    this.setState("reconnecting");
+    void probeLiveness(this.env.fetch!, this.currentUrl(), this.env.timers, this.livenessTimeoutMs).then((liveness) => {
+      if (generation !== this.generation) return; // closed, retried or reconnected meanwhile
+      if (liveness === "down") {
+        this.blockedHandshakes = 0;
+        this.nextUrl();
+        this.scheduleReconnect(false);
+        return;
+      }
+      this.blockedHandshakes++;
+      if (this.blockedHandshakes < this.sseAfterFailures) {
+        this.scheduleReconnect(false); // the same gateway, over WebSocket once more
+        return;
+      }
+      this.lastError = "WebSocket blocked: the gateway answers HTTP but not the handshake";
+      this.onSse = true;
+      this.connect(); // at once: the gateway is up, only the transport changes
+    });
+  }
+
+  private currentUrl(): string {
+    return this.urls[this.urlIndex] ?? this.urls[0] ?? "";
   }
 
   private scheduleReconnect(immediate: boolean): void {
@@ -349,6 +436,7 @@ export class TickwireClient {
 
   /** Stops the current link and every per-connection timer. */
   private teardown(): void {
+    this.generation++;
     this.link?.close(CloseCode.NORMAL);
     this.link = null;
     this.node = null;

@@ -1,6 +1,6 @@
 /**
  * Everything the client takes from its surroundings, injectable so tests can drive it with
- * fakes: socket constructors, timers, randomness and the clock.
+ * fakes: socket constructors, the HTTP probe, timers, randomness and the clock.
  */
 
 export interface WebSocketLike {
@@ -24,6 +24,9 @@ export interface EventSourceLike {
 
 export type EventSourceConstructor = new (url: string) => EventSourceLike;
 
+/** The part of `fetch` the client uses to ask whether a gateway answers HTTP at all. */
+export type FetchLike = (url: string, init: { cache: "no-store"; signal?: AbortSignal }) => Promise<{ status: number }>;
+
 export type TimerHandle = unknown;
 
 export interface Timers {
@@ -37,6 +40,8 @@ export interface Environment {
   /** Undefined where the platform has no WebSocket: the client then uses SSE. */
   WebSocket: WebSocketConstructor | undefined;
   EventSource: EventSourceConstructor | undefined;
+  /** Undefined where the platform has none: a failed WebSocket then never falls back to SSE. */
+  fetch: FetchLike | undefined;
   timers: Timers;
   /** Uniform in [0, 1). */
   random: () => number;
@@ -53,10 +58,12 @@ const globalTimers: Timers = {
 };
 
 export function defaultEnvironment(overrides: Partial<Environment> = {}): Environment {
-  const g = globalThis as { WebSocket?: WebSocketConstructor; EventSource?: EventSourceConstructor };
+  const g = globalThis as { WebSocket?: WebSocketConstructor; EventSource?: EventSourceConstructor; fetch?: FetchLike };
   return {
     WebSocket: "WebSocket" in overrides ? overrides.WebSocket : g.WebSocket,
     EventSource: "EventSource" in overrides ? overrides.EventSource : g.EventSource,
+    // Bound: a detached window.fetch throws "Illegal invocation" when called.
+    fetch: "fetch" in overrides ? overrides.fetch : g.fetch?.bind(globalThis),
     timers: overrides.timers ?? globalTimers,
     random: overrides.random ?? Math.random,
     now: overrides.now ?? (() => Date.now()),

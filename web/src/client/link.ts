@@ -106,12 +106,18 @@ export function openEventSourceLink(Ctor: EventSourceConstructor, url: string, e
   };
 }
 
-/** The SSE endpoint beside a WebSocket URL: ws://h:p/ws → http://h:p/sse?topics=…&since=…. */
-export function sseUrlFor(wsUrl: string, topics: readonly string[], since: number | undefined): string {
+/** The HTTP endpoint `path` beside a WebSocket URL: ws://h:p/ws → http://h:p/<path>. */
+export function httpUrlFor(wsUrl: string, path: string): string {
   const url = new URL(wsUrl);
   url.protocol = url.protocol === "wss:" ? "https:" : "http:";
-  url.pathname = url.pathname.replace(/ws\/?$/, "sse");
+  url.pathname = url.pathname.replace(/ws\/?$/, path);
   url.search = "";
+  return url.toString();
+}
+
+/** The SSE endpoint beside a WebSocket URL: ws://h:p/ws → http://h:p/sse?topics=…&since=…. */
+export function sseUrlFor(wsUrl: string, topics: readonly string[], since: number | undefined): string {
+  const url = new URL(httpUrlFor(wsUrl, "sse"));
   url.searchParams.set("topics", topics.join(","));
   if (since !== undefined) url.searchParams.set("since", String(since));
   return url.toString();

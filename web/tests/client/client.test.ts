@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { TickwireClient, type TickwireOptions } from "../../src/client/client";
 import type { MsgFrame } from "../../src/client/protocol";
-import { FakeEventSource, FakeWebSocket, msg, sequence } from "./fakes";
+import { FakeEventSource, FakeHttp, FakeWebSocket, msg, sequence, settle } from "./fakes";
 
 const URLS = ["ws://a:8080/ws", "ws://b:8081/ws", "ws://c:8082/ws"];
 
@@ -9,12 +9,12 @@ function makeClient(options: Partial<TickwireOptions> = {}, environment: Partial
   const client = new TickwireClient({
     urls: URLS,
     topics: ["ticks.*"],
-    // WebSocket throughout unless a test is about the SSE fallback.
-    sseAfterFailures: Number.POSITIVE_INFINITY,
     ...options,
     environment: {
       WebSocket: FakeWebSocket,
       EventSource: FakeEventSource,
+      // No HTTP probe unless a test is about the SSE fallback: a failed handshake moves on.
+      fetch: undefined,
       random: sequence(0.5),
       now: () => Date.now(),
       ...environment,
@@ -294,28 +294,120 @@ describe("SSE fallback", () => {
     expect(FakeEventSource.instances[1]?.url).toBe("http://b:8081/sse?topics=ticks.*%2Ctrades.*&since=41");
     client.close();
   });
+});
 
-  it("switches to SSE after consecutive WebSocket attempts never open", () => {
-    const { client } = makeClient({ sseAfterFailures: 2 });
+describe("a failed handshake: gateway down or WebSocket blocked", () => {
+  it("moves a refused gateway's client to the next gateway over WebSocket, never to SSE", async () => {
+    // 1. a refuses connections (fetch rejects), b answers /healthz with 502 (a proxy whose
+    //    backend is gone): both are down, so each failure tries the next gateway's WebSocket.
+    const http = new FakeHttp({ "http://a:8080/healthz": "refused", "http://b:8081/healthz": 502 });
+    const { client } = makeClient({}, { fetch: http.fetch });
     client.start();
     FakeWebSocket.last.drop(1006);
-    vi.advanceTimersByTime(5000);
+    await settle();
+    expect(http.asked).toEqual(["http://a:8080/healthz"]);
+    expect(client.stats().state).toBe("reconnecting");
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(FakeWebSocket.last.url).toBe(URLS[1]);
     FakeWebSocket.last.drop(1006);
-    vi.advanceTimersByTime(5000);
-    expect(FakeWebSocket.instances).toHaveLength(2);
+    await settle();
+    await vi.advanceTimersByTimeAsync(5000);
+    // 2. Three WebSocket attempts, in list order, and no EventSource at all.
+    expect(FakeWebSocket.instances.map((s) => s.url)).toEqual([URLS[0], URLS[1], URLS[2]]);
+    expect(FakeEventSource.instances).toHaveLength(0);
+    // 3. c accepts: connected over WebSocket to the third node.
+    FakeWebSocket.last.accept("gw-3");
+    expect(client.stats()).toMatchObject({ state: "connected", transport: "ws", node: "gw-3" });
+    client.close();
+  });
+
+  it("counts a /healthz probe that never answers as a dead gateway", async () => {
+    const http = new FakeHttp({ "http://a:8080/healthz": "hang" });
+    const { client } = makeClient({ livenessTimeoutMs: 2000 }, { fetch: http.fetch });
+    client.start();
+    FakeWebSocket.last.drop(1006);
+    await vi.advanceTimersByTimeAsync(1999);
+    expect(FakeWebSocket.instances).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(1 + 5000);
+    expect(FakeWebSocket.last.url).toBe(URLS[1]);
+    expect(FakeEventSource.instances).toHaveLength(0);
+    client.close();
+  });
+
+  it("falls back to SSE on the same gateway when it answers HTTP but its handshakes keep failing", async () => {
+    // 1. a answers /healthz, but two WebSocket handshakes fail in a row (sseAfterFailures 2).
+    const http = new FakeHttp({ "http://a:8080/healthz": 200, "http://b:8081/healthz": 200 });
+    const { client, received } = makeClient({ sseAfterFailures: 2 }, { fetch: http.fetch });
+    client.start();
+    FakeWebSocket.last.drop(1006);
+    await settle();
+    await vi.advanceTimersByTimeAsync(5000);
+    // 2. The second attempt is the same gateway, still over WebSocket.
+    expect(FakeWebSocket.instances.map((s) => s.url)).toEqual([URLS[0], URLS[0]]);
+    expect(FakeEventSource.instances).toHaveLength(0);
+    FakeWebSocket.last.drop(1006);
+    await settle();
+    // 3. Then SSE at once, on that same gateway.
+    const source = FakeEventSource.instances[0]!;
+    expect(source.url).toBe("http://a:8080/sse?topics=ticks.*");
+    source.open();
+    source.emit({ topic: "ticks.A", data: {} }, "5");
+    expect(client.stats()).toMatchObject({ state: "connected", transport: "sse", url: source.url });
+    expect(received.map((m) => m.seq)).toEqual([5]);
+    // 4. That stream lost (its gateway died): the next gateway is tried over WebSocket first.
+    source.fail();
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(FakeWebSocket.last.url).toBe(URLS[1]);
     expect(FakeEventSource.instances).toHaveLength(1);
-    expect(FakeEventSource.instances[0]?.url).toMatch(/^http:\/\/c:8082\/sse\?topics=ticks\.\*$/);
+    FakeWebSocket.last.accept("gw-2");
+    expect(client.stats()).toMatchObject({ state: "connected", transport: "ws", node: "gw-2" });
+    client.close();
+  });
+
+  it("ignores a probe that answers after close()", async () => {
+    const http = new FakeHttp({ "http://a:8080/healthz": "hang" });
+    const { client } = makeClient({}, { fetch: http.fetch });
+    client.start();
+    FakeWebSocket.last.drop(1006);
+    client.close();
+    http.release(200);
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(FakeWebSocket.instances).toHaveLength(1);
+    expect(FakeEventSource.instances).toHaveLength(0);
+    expect(client.stats().state).toBe("closed");
+  });
+});
+
+describe("reconnect history", () => {
+  it("records each connection with its node, transport, time down and the close code before it", () => {
+    const { client } = makeClient();
+    client.start();
+    FakeWebSocket.last.accept("gw-1");
+    vi.advanceTimersByTime(1000);
+    FakeWebSocket.last.drop(1006);
+    vi.advanceTimersByTime(125); // the first backoff wait: random 0.5 × 250 ms
+    vi.advanceTimersByTime(75); // the handshake and welcome take a while
+    FakeWebSocket.last.accept("gw-2");
+    const { history, reconnects } = client.stats();
+    expect(reconnects).toBe(1);
+    expect(history.map(({ node, transport, afterCode }) => ({ node, transport, afterCode }))).toEqual([
+      { node: "gw-1", transport: "ws", afterCode: null },
+      { node: "gw-2", transport: "ws", afterCode: 1006 },
+    ]);
+    expect(history[0]?.downMs).toBeNull();
+    expect(history[1]?.downMs).toBe(200);
     client.close();
   });
 });
 
 describe("back from SSE", () => {
-  it("probes WebSocket on the side while on SSE and moves back once a handshake opens", () => {
-    // 1. One WebSocket failure is enough to fall back; SSE delivers seq 7.
-    const { client, received } = makeClient({ sseAfterFailures: 1, wsProbeMs: 30_000 });
+  it("probes WebSocket on the side while on SSE and moves back once a handshake opens", async () => {
+    // 1. One WebSocket failure on a gateway that answers HTTP is enough to fall back; SSE delivers seq 7.
+    const http = new FakeHttp({ "http://a:8080/healthz": 200 });
+    const { client, received } = makeClient({ sseAfterFailures: 1, wsProbeMs: 30_000 }, { fetch: http.fetch });
     client.start();
     FakeWebSocket.last.drop(1006);
-    vi.advanceTimersByTime(5000);
+    await settle();
     const source = FakeEventSource.instances[0]!;
     source.open();
     source.emit({ topic: "ticks.A", data: {} }, "7");

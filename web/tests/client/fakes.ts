@@ -102,6 +102,34 @@ export class FakeEventSource implements EventSourceLike {
   }
 }
 
+type HttpAnswer = number | "refused" | "hang";
+
+/** `fetch` for the `/healthz` probe: a status per URL, a refused connection, or no answer
+ * until `release`. Unknown URLs are refused. */
+export class FakeHttp {
+  readonly asked: string[] = [];
+  private readonly hanging: ((status: number) => void)[] = [];
+
+  constructor(private readonly answers: Record<string, HttpAnswer>) {}
+
+  fetch = (url: string): Promise<{ status: number }> => {
+    this.asked.push(url);
+    const answer = this.answers[url] ?? "refused";
+    if (answer === "refused") return Promise.reject(new TypeError("Failed to fetch"));
+    if (answer === "hang") return new Promise((resolve) => this.hanging.push((status) => resolve({ status })));
+    return Promise.resolve({ status: answer });
+  };
+
+  release(status: number): void {
+    for (const resolve of this.hanging.splice(0)) resolve(status);
+  }
+}
+
+/** Lets pending promise callbacks (the probe's answer) run, without moving the fake clock. */
+export async function settle(): Promise<void> {
+  for (let i = 0; i < 5; i++) await Promise.resolve();
+}
+
 /** A repeating sequence of "random" numbers. */
 export function sequence(...values: number[]): () => number {
   let i = 0;

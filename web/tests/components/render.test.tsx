@@ -24,6 +24,7 @@ const base: ClientStats = {
   rttMs: null,
   lastError: null,
   subscriptions: [],
+  history: [],
 };
 
 describe("StatusIndicator", () => {
@@ -66,6 +67,16 @@ describe("readPageConfig", () => {
       topics: ["ticks.AAPL"],
       transport: "sse",
     });
+  });
+
+  it("puts the page's own gateway first, then the ones its gateway serves, unless ?gateways= is given", () => {
+    const page = { protocol: "http:", host: "127.0.0.1:8081", search: "" };
+    expect(readPageConfig(page, ["127.0.0.1:8080", "127.0.0.1:8081"]).gateways).toEqual([
+      "ws://127.0.0.1:8081/ws",
+      "ws://127.0.0.1:8080/ws",
+    ]);
+    expect(readPageConfig({ ...page, search: "?gateways=x:1" }, ["127.0.0.1:8080"]).gateways).toEqual(["ws://x:1/ws"]);
+    expect(readPageConfig(page, []).gateways).toEqual(["ws://127.0.0.1:8081/ws"]);
   });
 
   it("takes a token from the fragment, never from the query", () => {
