@@ -30,7 +30,8 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy, StreamInfo, StreamState
 
 from gateway.hub import Hub
-from gateway.message import Message, from_bus
+from gateway.intake import decode
+from gateway.message import Message
 from gateway.ring import ReplayRing
 from gateway.store import Store, StoreError
 from gateway.telemetry import Telemetry
@@ -116,7 +117,10 @@ class Feed:
         self.head = start - 1
         self._target = last
         for message in await self.store.last_per_subject(up_to_seq=start - 1):
-            self.latest[message.topic] = message
+            # A gap notice is news once, live or in a resume; in a snapshot it would repeat an
+            # old loss to every new client after each restart.
+            if not message.is_gap:
+                self.latest[message.topic] = message
         log.info("feed: stream %s epoch %s seq %d..%d; replaying from %d, %d older subjects",
                  self._bus.stream, epoch, first, last, start, len(self.latest))
         self._check_ready()
@@ -203,7 +207,7 @@ class Feed:
         received = now_us()
         span = self._telemetry.start(msg.headers, topic_of(msg.subject), seq, received)
         trace = traceparent_of(span) if span is not None else None
-        message = from_bus(seq, msg.subject, msg.headers, msg.data, received, trace)
+        message = decode(seq, msg.subject, msg.headers, msg.data, received, trace)
         self.ring.append(message)
         if not message.is_gap:
             self.latest[message.topic] = message

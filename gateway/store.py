@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import orjson
 from nats.aio.client import Client as NATS
 
-from gateway.message import Message, from_bus
+from gateway.intake import decode
+from gateway.message import Message
 
 REPLY_TIMEOUT = 5.0
 
@@ -74,7 +75,7 @@ class Store:
                         return Batch(messages, True)
                     if status is not None:
                         raise StoreError(f"direct get {request}: {status} {headers.get('Description', '')}")
-                    messages.append(from_bus(int(headers["Nats-Sequence"]), headers["Nats-Subject"],
+                    messages.append(decode(int(headers["Nats-Sequence"]), headers["Nats-Subject"],
                                              headers, reply.data))
             finally:
                 await sub.unsubscribe()

@@ -6,6 +6,8 @@ entry format in design §1 is unit-tested here.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -37,6 +39,16 @@ RESERVED = frozenset({SYMBOL, DATA, TS, TRACEPARENT.encode(), TRACESTATE.encode(
 NOT_JSON = "data is not JSON"
 TRIMMED = "trimmed"
 TOO_LARGE = "too large"
+TS_NOT_INTEGER = "ts is not an integer"
+TS_OUT_OF_RANGE = "ts out of range"
+ID_TIME_OUT_OF_RANGE = "entry ID time out of range"
+
+# Origin times are µs since the epoch. 2**53 µs (the year 2255) is the largest a JavaScript
+# client reads exactly, and far below the 64 bits every encoder on the path can carry: a
+# larger value took gateways down (orjson: "Integer exceeds 64-bit range").
+MAX_TIME_US = 1 << 53
+# orjson reads an integer beyond 64 bits as a float; only a run this long can be one.
+_LONG_NUMBER = re.compile(rb"[0-9]{19}")
 
 # W3C trace context headers are short printable ASCII; anything else could break the NATS
 # header block (CR/LF injection) and is dropped rather than forwarded.
@@ -78,17 +90,19 @@ def _text(raw: bytes) -> str:
     return raw.decode("utf-8", errors="replace")
 
 
-def _origin_us(fields: Fields, entry_id: str) -> int:
+def _origin_us(fields: Fields, entry_id: str) -> int | str:
+    """The origin time, or why the entry has none a client can read."""
     raw = fields.get(TS)
-    if raw is not None:
-        try:
-            value = int(raw)
-        except ValueError:
-            value = -1
-        if value >= 0:
-            return value
-    # No usable ts: the entry ID's millisecond part is the origin time (design §1).
-    return entry_id_us(entry_id)
+    if raw is None:
+        # No ts: the entry ID's millisecond part is the origin time (design §1).
+        value = entry_id_us(entry_id)
+        return value if value < MAX_TIME_US else ID_TIME_OUT_OF_RANGE
+    if not raw.isdigit():  # ASCII digits only: no sign, no space, no "1e6", no "٣"
+        return TS_OUT_OF_RANGE if raw[:1] == b"-" and raw[1:].isdigit() else TS_NOT_INTEGER
+    if len(raw) > 16:  # beyond MAX_TIME_US, without parsing a huge number
+        return TS_OUT_OF_RANGE
+    value = int(raw)
+    return value if value < MAX_TIME_US else TS_OUT_OF_RANGE
 
 
 def _trace_value(raw: bytes | None) -> str | None:
@@ -107,8 +121,16 @@ def _data(fields: Fields) -> bytes | None:
         flat = {_text(k): _text(v) for k, v in fields.items() if k not in RESERVED}
         return orjson.dumps(flat)
     try:
-        return orjson.dumps(orjson.loads(raw))
+        value = orjson.loads(raw)
     except orjson.JSONDecodeError:
+        return None
+    if _LONG_NUMBER.search(raw) is None:
+        return orjson.dumps(value)
+    # Maybe an integer beyond 64 bits, which orjson would have turned into a float: the
+    # standard library keeps integers exact (orjson has already refused what is not JSON).
+    try:
+        return json.dumps(json.loads(raw), separators=(",", ":")).encode()
+    except ValueError:  # an integer past Python's 4,300-digit conversion limit
         return None
 
 
@@ -135,12 +157,15 @@ def map_entry(
     payload = _data(fields)
     if payload is None:
         return Rejected(entry_id, NOT_JSON)
+    origin = _origin_us(fields, entry_id)
+    if isinstance(origin, str):
+        return Rejected(entry_id, origin)
     symbol_raw = fields.get(SYMBOL)
     symbol = _text(symbol_raw).strip() if symbol_raw is not None else None
     headers = {
         MSG_ID: msg_id(stream_key, entry_id),
         ENTRY_ID: entry_id,
-        ORIGIN_TS: str(_origin_us(fields, entry_id)),
+        ORIGIN_TS: str(origin),
         READ_TS: str(read_us),
     }
     traceparent = _trace_value(fields.get(TRACEPARENT.encode()))

@@ -5,7 +5,20 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from ingest.mapping import NOT_JSON, TOO_LARGE, Message, Rejected, entry_key, format_key, gap_notice, map_entry
+from ingest.mapping import (
+    ID_TIME_OUT_OF_RANGE,
+    MAX_TIME_US,
+    NOT_JSON,
+    TOO_LARGE,
+    TS_NOT_INTEGER,
+    TS_OUT_OF_RANGE,
+    Message,
+    Rejected,
+    entry_key,
+    format_key,
+    gap_notice,
+    map_entry,
+)
 from ingest.reader import Gap
 from services.envelope import ENTRY_ID, GAP, MSG_ID, ORIGIN_TS, READ_TS, TRACEPARENT, TRACESTATE
 
@@ -72,10 +85,49 @@ def test_headers_carry_ids_and_times() -> None:
     }
 
 
-@pytest.mark.parametrize("ts", [None, b"soon", b"-3"])
-def test_without_a_usable_ts_the_entry_id_gives_the_origin_time(ts: bytes | None) -> None:
-    fields = {b"data": b"{}"} | ({b"ts": ts} if ts is not None else {})
-    assert message(fields, entry_id="1764433200123-4").headers[ORIGIN_TS] == "1764433200123000"
+def test_without_ts_the_entry_id_gives_the_origin_time() -> None:
+    assert message({b"data": b"{}"}, entry_id="1764433200123-4").headers[ORIGIN_TS] == "1764433200123000"
+
+
+@pytest.mark.parametrize(
+    ("ts", "reason"),
+    [
+        (b"soon", TS_NOT_INTEGER),
+        (b"1e6", TS_NOT_INTEGER),
+        (b" 7", TS_NOT_INTEGER),
+        (b"", TS_NOT_INTEGER),
+        (b"-3", TS_OUT_OF_RANGE),
+        (b"999999999999999999999999999999", TS_OUT_OF_RANGE),
+        (str(MAX_TIME_US).encode(), TS_OUT_OF_RANGE),
+    ],
+)
+def test_a_ts_no_client_can_read_is_refused_with_the_reason(ts: bytes, reason: str) -> None:
+    assert mapped({b"data": b"{}", b"ts": ts}, entry_id="5-0") == Rejected("5-0", reason)
+
+
+def test_the_largest_readable_ts_passes() -> None:
+    assert message({b"data": b"{}", b"ts": str(MAX_TIME_US - 1).encode()}).headers[ORIGIN_TS] == str(MAX_TIME_US - 1)
+
+
+def test_an_entry_id_too_far_in_the_future_needs_a_ts() -> None:
+    """Redis accepts explicit IDs up to 2^64-1 ms; as an origin time (µs) that passes 64 bits."""
+    assert mapped({b"data": b"{}"}, entry_id="100000000000000000-0") == Rejected(
+        "100000000000000000-0", ID_TIME_OUT_OF_RANGE
+    )
+    assert message({b"data": b"{}", b"ts": b"7"}, entry_id="100000000000000000-0").headers[ORIGIN_TS] == "7"
+
+
+@pytest.mark.parametrize(
+    "number", [b"123456789012345678901234567890", b"18446744073709551616", b"-9223372036854775809"]
+)
+def test_integers_beyond_64_bits_in_data_stay_exact(number: bytes) -> None:
+    data = b'{"big": ' + number + ', "s": "é", "f": 1.5}'.encode()
+    assert orjson.loads(message({b"data": data}).payload)["s"] == "é"
+    assert message({b"data": data}).payload == b'{"big":' + number + rb',"s":"\u00e9","f":1.5}'
+
+
+def test_an_integer_too_long_to_convert_is_not_json() -> None:
+    assert mapped({b"data": b"9" * 5000}, entry_id="5-0") == Rejected("5-0", NOT_JSON)
 
 
 def test_trace_context_is_copied() -> None:
