@@ -46,7 +46,7 @@ $(WEB_BUILD): $(WEB_STAMP) $(WEB_SOURCES)
 	cd web && npm run build
 
 lint: deps
-	$(BIN)/ruff check services ingest gateway bench clients tests
+	$(BIN)/ruff check services ingest gateway tickwire bench clients tests
 	$(BIN)/mypy
 
 clean:

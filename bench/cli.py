@@ -1,4 +1,4 @@
-"""``tickwire bench`` arguments → ``Options`` (the subparser itself lives in services.cli)."""
+"""``tickwire bench`` arguments → ``Options`` (the subparser itself lives in tickwire.cli)."""
 
 from __future__ import annotations
 

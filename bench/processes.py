@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from services.localservers import free_port, nats_server_binary, redis_argv, wait_for_port
+from tickwire.localservers import free_port, nats_server_binary, redis_argv, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[1]
 CLK_TCK = os.sysconf("SC_CLK_TCK")

@@ -17,7 +17,7 @@ import httpx
 
 from bench import processes
 from bench.processes import Child
-from services.localservers import free_port, wait_for_port
+from tickwire.localservers import free_port, wait_for_port
 
 SYSTEMS = ("tickwire", "fastapi", "socketio", "natsws")
 

@@ -1,7 +1,7 @@
 """Settings: one frozen object per service, built once from the environment.
 
 Every variable has a safe default for local use. ``from_env`` takes the environ as a
-mapping so tests pass a dict; only ``services.cli`` hands it ``os.environ``.
+mapping so tests pass a dict; only ``tickwire.cli`` hands it ``os.environ``.
 """
 
 from __future__ import annotations

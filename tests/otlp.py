@@ -20,7 +20,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
-from services.localservers import free_port
+from tickwire.localservers import free_port
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from services.localservers import free_port, nats_argv, redis_argv, wait_for_port
+from tickwire.localservers import free_port, nats_argv, redis_argv, wait_for_port
 
 
 @dataclass

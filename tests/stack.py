@@ -1,6 +1,6 @@
 """Tickwire's own services as real child processes, for integration and fault tests.
 
-Every process is started with ``python -m services.cli``, waited on by an observable
+Every process is started with ``python -m tickwire.cli``, waited on by an observable
 signal (a port that answers, ``/readyz`` turning 200) and stopped by PID.
 """
 
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import httpx
 
-from services.localservers import free_port
 from tests.waiting import eventually
+from tickwire.localservers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,7 +36,7 @@ class Service:
         env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "services.cli", *self.args],
+                [sys.executable, "-m", "tickwire.cli", *self.args],
                 cwd=ROOT,
                 env=env,
                 stdout=log,

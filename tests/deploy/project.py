@@ -1,9 +1,9 @@
 """What the deploy files are checked against: the code's own names, read without importing it.
 
 The environment variables a service reads are the names in ``_get(env, "NAME", …)`` and
-``env.get("NAME")`` calls in ``services/``, ``ingest/`` and ``gateway/`` (found with ``ast``),
+``env.get("NAME")`` calls in ``services/``, ``ingest/``, ``gateway/`` and ``tickwire/`` (found with ``ast``),
 plus the OpenTelemetry SDK's standard ``OTEL_*`` variables. The subcommands are the
-``add_parser("…")`` calls in ``services/cli.py``.
+``add_parser("…")`` calls in ``tickwire/cli.py``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ DRAIN_MARGIN_SECONDS = 5.0
 
 
 def _python_files() -> list[Path]:
-    return [p for pkg in ("services", "ingest", "gateway") for p in sorted((ROOT / pkg).rglob("*.py"))]
+    return [p for pkg in ("services", "ingest", "gateway", "tickwire") for p in sorted((ROOT / pkg).rglob("*.py"))]
 
 
 @cache
@@ -71,7 +71,7 @@ def allowed_env_names() -> frozenset[str]:
 
 @cache
 def cli_subcommands() -> frozenset[str]:
-    tree = ast.parse((ROOT / "services" / "cli.py").read_text(encoding="utf-8"))
+    tree = ast.parse((ROOT / "tickwire" / "cli.py").read_text(encoding="utf-8"))
     found = set()
     for node in ast.walk(tree):
         if (

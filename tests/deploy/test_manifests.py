@@ -191,7 +191,7 @@ def test_secrets_are_referenced_and_provided(overlay: str, objects: tuple[dict[s
 def test_commands_are_cli_subcommands(objects: tuple[dict[str, Any], ...]) -> None:
     """The image's entrypoint is the `tickwire` console script; each container's first
     argument must be one of its subcommands."""
-    assert console_scripts().get("tickwire") == "services.cli:main"
+    assert console_scripts().get("tickwire") == "tickwire.cli:main"
     subcommands = cli_subcommands()
     used = set()
     for workload, c in tickwire_containers(objects):

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from websockets.sync.client import connect
 
-from services.localservers import free_port, wait_for_port
 from tests.deploy.project import ROOT
+from tickwire.localservers import free_port, wait_for_port
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
 CONF = ROOT / "deploy" / "nginx.conf"

@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 from playwright.async_api import ConsoleMessage, Page, async_playwright
 
-from services.localservers import free_port
 from services.settings import SimulatorSettings
-from services.simulator import run as simulate
 from tests.conftest import Backend
 from tests.stack import ROOT, Service, Services
+from tickwire.localservers import free_port
+from tickwire.simulator import run as simulate
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import enum
 
-from services.localservers import free_port
+from tickwire.localservers import free_port
 
 
 class Link(enum.Enum):

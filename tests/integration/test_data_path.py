@@ -10,9 +10,9 @@ import pytest
 import redis.asyncio as aioredis
 from tickwire_client import Message, TickwireClient
 
-from services.producer import add_entry
 from tests.conftest import Backend
 from tests.stack import Services
+from tickwire.producer import add_entry
 
 pytestmark = pytest.mark.slow
 

@@ -12,11 +12,11 @@ import redis.asyncio as aioredis
 from ingest.links import LinkState
 from ingest.service import Ingest
 from services.envelope import GAP, MSG_ID
-from services.localservers import free_port
 from tests.conftest import Backend
 from tests.integration.test_ingest import by_stream, clients, running, settings, stored
 from tests.servers import Server
 from tests.waiting import eventually
+from tickwire.localservers import free_port
 
 
 def local(backend: Backend) -> tuple[Server, Server]:

@@ -15,10 +15,10 @@ from nats.js import JetStreamContext
 
 from ingest.leases import MEMBERS_KEY, lease_key
 from services.envelope import ENTRY_ID, MSG_ID
-from services.localservers import free_port
 from tests.conftest import Backend
 from tests.stack import Services
 from tests.waiting import eventually
+from tickwire.localservers import free_port
 
 STREAMS = [f"md:p{i}" for i in range(4)]
 ROUNDS = 1500  # entries per stream

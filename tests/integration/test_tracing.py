@@ -20,11 +20,11 @@ from opentelemetry.trace import SpanKind
 from prometheus_client.parser import text_string_to_metric_families
 from tickwire_client import TickwireClient
 
-from services.producer import add_entry
 from tests.conftest import Backend
 from tests.otlp import OtlpReceiver, ReceivedSpan
 from tests.stack import Services
 from tests.waiting import eventually
+from tickwire.producer import add_entry
 
 pytestmark = pytest.mark.slow
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from tickwire_client import TickwireClient
 
-from services.localservers import free_port
 from tests.stack import Service
+from tickwire.localservers import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -15,10 +15,10 @@ import uvicorn
 from gateway.app import create_app
 from gateway.server import config_for
 from services.connections import ensure_stream
-from services.localservers import free_port
 from services.settings import GatewaySettings
 from tests.conftest import Backend
 from tests.integration.gateway.harness import Bus, Gw, StartGateway
+from tickwire.localservers import free_port
 
 
 @pytest.fixture

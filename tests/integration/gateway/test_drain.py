@@ -15,12 +15,12 @@ import websockets
 from tickwire_client import TickwireClient
 
 from services.connections import ensure_stream
-from services.localservers import free_port
 from tests.conftest import Backend
 from tests.integration.gateway.harness import Bus
 from tests.integration.gateway.sse import SseReader
 from tests.stack import Service, Services
 from tests.waiting import eventually
+from tickwire.localservers import free_port
 
 GRACE, WINDOW = 1.0, 2.0
 CLIENTS = 20

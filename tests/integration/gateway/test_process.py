@@ -16,8 +16,8 @@ import httpx
 import pytest
 import websockets
 
-from services.localservers import free_port
 from tests.conftest import Backend
+from tickwire.localservers import free_port
 
 
 async def _wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
@@ -41,13 +41,13 @@ class Process:
 
 @pytest.fixture
 def gateway_process(backend: Backend, tmp_path: Path) -> Iterator[Process]:
-    """`python -m services.cli gateway --port P` against the test's NATS; killed if left running."""
+    """`python -m tickwire.cli gateway --port P` against the test's NATS; killed if left running."""
     port = free_port()
     env = {**os.environ, **backend.env(), "TICKWIRE_NODE": "gw-proc"}
     log_path = tmp_path / "gateway.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "gateway", "--port", str(port)],
+            [sys.executable, "-m", "tickwire.cli", "gateway", "--port", str(port)],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -62,7 +62,7 @@ def gateway_process(backend: Backend, tmp_path: Path) -> Iterator[Process]:
 
 
 async def test_sigterm_closes_clients_1012_and_exits_0(gateway_process: Process) -> None:
-    """1. start `python -m services.cli gateway --port P`  2. /readyz turns 200
+    """1. start `python -m tickwire.cli gateway --port P`  2. /readyz turns 200
     3. a client connects and subscribes  4. SIGTERM  5. the client sees 1012, the process exits 0."""
     proc, port = gateway_process.proc, gateway_process.port
     await _wait_ready(f"http://127.0.0.1:{port}/readyz", proc)

@@ -82,7 +82,7 @@ def test_issue_round_trips_and_refuses_a_weak_secret() -> None:
 def test_cli_token_issues_a_verifiable_token() -> None:
     """1. `tickwire token` with the secret in the env  2. the gateway's verifier accepts it."""
     out = subprocess.run(
-        [sys.executable, "-m", "services.cli", "token", "--sub", "alice", "--topics", "ticks.*,trades.AAPL",
+        [sys.executable, "-m", "tickwire.cli", "token", "--sub", "alice", "--topics", "ticks.*,trades.AAPL",
          "--ttl", "1h", "--aud", "X", "--iss", "Y"],
         capture_output=True, text=True, check=True, cwd=ROOT, env={"TICKWIRE_JWT_SECRET": SECRET, "PATH": ""},
     )

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from services.lifecycle import stop_on_signals
-from services.localservers import free_port, nats_argv, port_in_use, redis_argv
 from services.redact import redact
+from tickwire.localservers import free_port, nats_argv, port_in_use, redis_argv
 
 log = logging.getLogger("tickwire.up")
 
@@ -94,7 +94,7 @@ class Supervisor:
 
     def _tickwire(self, name: str, *args: str, port: int | None = None, **extra: str) -> Child:
         env = {**self.env, **extra}
-        return Child(name, [sys.executable, "-m", "services.cli", *args], env, port)
+        return Child(name, [sys.executable, "-m", "tickwire.cli", *args], env, port)
 
     async def _backends(self) -> list[Child]:
         """Local redis/nats children for whichever URL the environment does not give."""

@@ -89,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace, env: dict[str, str]) -> int:
     if args.command == "up":
-        from services.supervisor import Supervisor, UpOptions
+        from tickwire.supervisor import Supervisor, UpOptions
 
         options = UpOptions(
             gateways=args.gateways, first_port=args.port, simulator=not args.no_simulator, state_dir=args.state_dir
@@ -110,7 +110,7 @@ def _dispatch(args: argparse.Namespace, env: dict[str, str]) -> int:
             env["TICKWIRE_PORT"] = str(args.port)
         return serve(GatewaySettings.from_env(env), workers=args.workers)
     if args.command == "simulate":
-        from services.simulator import run as run_simulator
+        from tickwire.simulator import run as run_simulator
 
         if args.symbols is not None:
             env["TICKWIRE_SIM_SYMBOLS"] = str(args.symbols)
@@ -132,11 +132,6 @@ def _dispatch(args: argparse.Namespace, env: dict[str, str]) -> int:
             raise SettingsError(f"--topics: {exc}") from None
         sys.stdout.write(token + "\n")
         return 0
-    if args.command == "bench":
-        from bench.cli import options_from_args
-        from bench.runner import main as run_bench
-
-        return run_bench(options_from_args(args), report_only=args.report)
     if args.command == "bench":
         from bench.cli import options_from_args
         from bench.runner import main as run_bench

@@ -8,9 +8,9 @@ import orjson
 import redis.asyncio as aioredis
 
 from services.settings import SimulatorSettings
-from services.simulator import Market, run
 from tests.conftest import Backend
 from tests.waiting import eventually
+from tickwire.simulator import Market, run
 
 
 def test_quotes_and_trades_are_consistent() -> None:
