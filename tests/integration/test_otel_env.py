@@ -8,11 +8,11 @@ import pytest
 import redis.asyncio as aioredis
 from tickwire_client import TickwireClient
 
-from services.producer import add_entry
 from tests.conftest import Backend
 from tests.otlp import OtlpGrpcReceiver, OtlpReceiver
 from tests.stack import Services
 from tests.waiting import eventually
+from tickwire.producer import add_entry
 
 pytestmark = pytest.mark.slow
 
