@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from services.settings import GatewaySettings
-from services.supervisor import sibling_env
+from tickwire.supervisor import sibling_env
 
 
 def test_replicas_list_each_other_for_the_dashboard_and_allow_each_others_pages() -> None:
