@@ -8,19 +8,27 @@ PY_STAMP := $(VENV)/.installed
 WEB_STAMP := web/node_modules/.installed
 WEB_BUILD := web/dist/index.html
 WEB_SOURCES := $(shell find web/src web/index.html web/vite.config.ts web/tsconfig.json -type f 2>/dev/null)
+# npm ci rewrites this file, so it is the install's own stamp.
+BENCH_NODE := bench/node/node_modules/.package-lock.json
 
-.PHONY: run test test-python test-web deps system web bench lint clean
+.PHONY: run test test-python test-web deps system web bench bench-node lint clean
 
 run: deps system web
 	$(BIN)/tickwire up
 
-test: deps web
+test: deps web bench-node
 	tools/ensure-system.sh redis-server chromium nginx
 	cd web && npm test --silent
 	$(BIN)/pytest
 
-bench: deps system
+bench: deps system bench-node
 	$(BIN)/tickwire bench
+
+# The bench's Node.js load client: the npm package ws at the version its lock pins.
+bench-node: $(BENCH_NODE)
+
+$(BENCH_NODE): bench/node/package.json bench/node/package-lock.json
+	cd bench/node && npm ci --no-audit --no-fund
 
 deps: $(PY_STAMP)
 
@@ -50,4 +58,4 @@ lint: deps
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) web/node_modules web/dist .tickwire
+	rm -rf $(VENV) web/node_modules web/dist bench/node/node_modules .tickwire

@@ -30,11 +30,17 @@ def options_from_args(args: argparse.Namespace) -> Options:
         options = replace(options, systems=_csv(args.systems, SYSTEMS, "systems"))
     if args.clients:
         options = replace(options, clients=args.clients, failover_clients=options.failover_clients)
+    if args.client:
+        options = replace(options, client=args.client)
     if args.rates:
         try:
-            options = replace(options, rates=tuple(float(r) for r in args.rates.split(",") if r.strip()))
+            rates = tuple(float(r) for r in args.rates.split(",") if r.strip())
         except ValueError:
             raise SettingsError(f"--rates: {args.rates!r} is not a comma list of numbers") from None
+        if not rates:
+            raise SettingsError("--rates: give at least one rate")
+        # One flag for every streaming sweep: what a user asking for rates means.
+        options = replace(options, rates=rates, selective_rates=rates, many_rate=rates[0])
     if args.duration:
         options = replace(options, duration=args.duration)
     if args.idle:

@@ -1,5 +1,8 @@
 """The runner's side of the client processes: start, command by lines, read results.
 
+Two load clients speak the same line protocol: ``node`` (bench/node/client.mjs, the npm
+package ``ws``: a client that is not ours, the default for streaming runs) and ``python``
+(bench/clients.py, websockets + orjson, which also fails over for the failover scenario).
 Connections are spread over a few processes so that no one of them is the bottleneck;
 each reports its own CPU so the report can flag a saturated one.
 """
@@ -8,6 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import shutil
+import subprocess
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -15,14 +21,37 @@ from typing import Any
 import orjson
 
 from bench.processes import ROOT
+from services.settings import SettingsError
+
+log = logging.getLogger("tickwire.bench")
 
 READY_TIMEOUT = 180.0
 SATURATED = 0.9  # a client process busier than this share of a core may be the bottleneck
+CLIENTS = ("node", "python")
+NODE_DIR = ROOT / "bench" / "node"
+
+
+def ensure_node_client() -> None:
+    """Install bench/node's locked ``ws`` (``npm ci``) on first use; ``make bench``/``make test`` do it first."""
+    if (NODE_DIR / "node_modules" / ".package-lock.json").exists():
+        return
+    npm = shutil.which("npm")
+    if npm is None or shutil.which("node") is None:
+        raise SettingsError("the node load client needs node and npm on PATH (or use --client python)")
+    log.info("installing the node load client (npm ci in %s)", NODE_DIR)
+    subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--silent"], cwd=NODE_DIR, check=True)
+
+
+def _argv(client: str) -> list[str]:
+    if client == "node":
+        return [shutil.which("node") or "node", str(NODE_DIR / "client.mjs")]
+    return [sys.executable, "-m", "bench.clients"]
 
 
 class ClientProc:
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: dict[str, Any], client: str = "python") -> None:
         self.config = config
+        self.client = client
         self.proc: asyncio.subprocess.Process | None = None
         self.ready: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self.result: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
@@ -32,7 +61,7 @@ class ClientProc:
 
     async def start(self) -> None:
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bench.clients", cwd=ROOT, stdin=asyncio.subprocess.PIPE,
+            *_argv(self.client), cwd=ROOT, stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE, start_new_session=True, limit=64 * 1024 * 1024)
         self._reader = asyncio.create_task(self._read())
         await self.send(orjson.dumps(self.config).decode())
@@ -78,12 +107,14 @@ class Pool:
     """``procs`` client processes sharing ``topics`` (one entry per connection) round-robin."""
 
     def __init__(self, kind: str, urls: Sequence[str], topics: Sequence[list[str] | None], procs: int,
-                 failover: bool = False, concurrency: int = 200) -> None:
+                 failover: bool = False, concurrency: int = 200, client: str = "python") -> None:
+        if failover and client != "python":
+            raise ValueError("only the python load client fails over")
         procs = max(1, min(procs, len(topics)))
         self.topics = list(topics)
         self.clients = [
             ClientProc({"kind": kind, "urls": list(urls), "topics": self.topics[i::procs], "failover": failover,
-                        "concurrency": concurrency})
+                        "concurrency": concurrency}, client)
             for i in range(procs)
         ]
 

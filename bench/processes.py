@@ -38,6 +38,21 @@ def cpu_seconds(pid: int, children: bool = False) -> float:
     return ticks / CLK_TCK
 
 
+def descendants(pid: int) -> list[int]:
+    """Every live process below ``pid`` (from /proc/<pid>/task/*/children), e.g. pre-forked workers."""
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        for children in Path(f"/proc/{todo.pop()}/task").glob("*/children"):
+            try:
+                kids = [int(x) for x in children.read_text().split()]
+            except OSError:
+                continue
+            found += kids
+            todo += kids
+    return found
+
+
 def status_kb(pid: int, key: str) -> int:
     """A ``VmXxx`` line of /proc/<pid>/status in kB (0 if the process is gone)."""
     try:
@@ -80,7 +95,8 @@ def machine() -> dict[str, object]:
 
 @dataclass
 class Child:
-    """One process started by the bench; ``children`` counts forked helpers' CPU too."""
+    """One process started by the bench; ``children`` counts reaped helpers' CPU too, and
+    ``tree`` the CPU and memory of its live descendants (the gateway's ``--workers``)."""
 
     name: str
     argv: list[str]
@@ -88,6 +104,7 @@ class Child:
     env: dict[str, str] = field(default_factory=dict)
     port: int | None = None
     children: bool = False
+    tree: bool = False
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def start(self) -> Child:
@@ -107,8 +124,17 @@ class Child:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def _pids(self) -> list[int]:
+        return [self.pid, *descendants(self.pid)] if self.tree else [self.pid]
+
     def cpu(self) -> float:
-        return cpu_seconds(self.pid, self.children) if self.proc is not None else 0.0
+        if self.proc is None:
+            return 0.0
+        return cpu_seconds(self.pid, self.children) + sum(cpu_seconds(p) for p in self._pids()[1:])
+
+    def memory_kb(self, key: str) -> int:
+        """``VmRSS``/``VmHWM`` of the process, summed over its tree when ``tree``."""
+        return sum(status_kb(p, key) for p in self._pids()) if self.proc is not None else 0
 
     def wait_port(self, timeout: float = 20.0) -> Child:
         assert self.port is not None
@@ -134,10 +160,11 @@ class Child:
             proc.wait()
 
 
-def tickwire(name: str, args: list[str], log_dir: Path, env: dict[str, str], port: int | None = None) -> Child:
+def tickwire(name: str, args: list[str], log_dir: Path, env: dict[str, str], port: int | None = None,
+             tree: bool = False) -> Child:
     # The console script beside this interpreter: the bench runs services as a user would,
     # whichever module the CLI lives in.
-    return Child(name, [str(TICKWIRE), *args], log_dir / f"{name}.log", env, port)
+    return Child(name, [str(TICKWIRE), *args], log_dir / f"{name}.log", env, port, tree=tree)
 
 
 def python_module(name: str, module: str, args: list[str], log_dir: Path, port: int | None = None,

@@ -31,11 +31,12 @@ def symbols(count: int) -> list[str]:
     return [f"S{i:03d}" for i in range(count)]
 
 
-def _data(rng: random.Random, symbol: str, n: int) -> bytes:
+def _data(rng: random.Random, symbol: str, n: int, q: int) -> bytes:
     bid = round(100 + rng.random() * 50, 4)
-    # ~150 bytes: a realistic quote with a few fields.
+    # ~150 bytes: a realistic quote with a few fields. ``q`` counts this symbol's entries in
+    # the run (1, 2, 3, …): a client sees a gap or a duplicate per topic without our seq.
     return orjson.dumps({"symbol": symbol, "bid": bid, "ask": round(bid + 0.01, 4), "bid_size": rng.randint(1, 900),
-                         "ask_size": rng.randint(1, 900), "venue": "XNAS", "n": n, "cond": "R"})
+                         "ask_size": rng.randint(1, 900), "venue": "XNAS", "n": n, "q": q, "cond": "R"})
 
 
 async def produce(url: str, rate: float, duration: float, count: int, trace_ratio: float) -> dict[str, object]:
@@ -56,12 +57,13 @@ async def produce(url: str, rate: float, duration: float, count: int, trace_rati
                 async with redis.pipeline(transaction=False) as pipe:
                     for _ in range(due):
                         symbol = names[sent % count]
-                        fields: dict[str, str | bytes] = {"symbol": symbol, "data": _data(rng, symbol, sent), "ts": ts}
+                        per_symbol[symbol] += 1
+                        fields: dict[str, str | bytes] = {
+                            "symbol": symbol, "data": _data(rng, symbol, sent, per_symbol[symbol]), "ts": ts}
                         if trace_ratio > 0:
                             flags = "01" if rng.random() < trace_ratio else "00"
                             fields["traceparent"] = f"00-{rng.getrandbits(128):032x}-{rng.getrandbits(64):016x}-{flags}"
                         pipe.xadd(STREAM, fields)  # type: ignore[arg-type]
-                        per_symbol[symbol] += 1
                         sent += 1
                     await pipe.execute()
             await asyncio.sleep(TICK)

@@ -20,21 +20,30 @@ from typing import Any
 import orjson
 
 from bench import report, scenarios
+from bench.pool import CLIENTS, ensure_node_client
 from bench.processes import ROOT, machine, raise_nofile
 from bench.systems import SYSTEMS
 
 log = logging.getLogger("tickwire.bench")
 
 RESULTS = ROOT / "bench-results"
-SCENARIOS = ("broadcast", "selective", "idle", "failover", "ingest", "tracing")
+SCENARIOS = ("broadcast", "selective", "many", "idle", "failover", "ingest", "tracing")
 
 
 @dataclass
 class Options:
+    """What to run. ``rates`` is the broadcast sweep; ``selective_rates`` the selective one
+    (each client 10 symbols of 100, so a client gets a tenth of the rate); ``many``
+    broadcasts ``many_rate`` to ``many_clients``."""
+
     scenarios: tuple[str, ...] = SCENARIOS
     systems: tuple[str, ...] = SYSTEMS
+    client: str = "node"  # the load client of the streaming scenarios (failover and idle: python)
     clients: int = 100
-    rates: tuple[float, ...] = (250, 500, 1000, 2000, 3000, 4000, 6000, 8000)
+    rates: tuple[float, ...] = (100, 250, 500, 1000, 2000, 3000, 5000, 10000)
+    selective_rates: tuple[float, ...] = (20000,)
+    many_clients: int = 1_000
+    many_rate: float = 100.0
     duration: float = 8.0
     idle_connections: int = 10_000
     failover_clients: int = 1_000
@@ -45,8 +54,9 @@ class Options:
 
     @classmethod
     def quick(cls) -> Options:
-        return cls(scenarios=("broadcast",), clients=20, rates=(200, 500), duration=3.0,
-                   idle_connections=500, failover_clients=100, ingest_entries=20_000)
+        return cls(scenarios=("broadcast",), clients=20, rates=(200, 1000), selective_rates=(2000,),
+                   many_clients=200, many_rate=50.0, duration=3.0, idle_connections=500, failover_clients=100,
+                   ingest_entries=20_000)
 
 
 async def run(options: Options) -> dict[str, Any]:
@@ -66,24 +76,34 @@ async def run(options: Options) -> dict[str, Any]:
 
 
 async def _run(options: Options) -> dict[str, Any]:
+    if options.client not in CLIENTS:
+        raise ValueError(f"client {options.client!r} not among {CLIENTS}")
+    if options.client == "node" and {"broadcast", "selective", "many", "tracing"} & set(options.scenarios):
+        await asyncio.to_thread(ensure_node_client)
     raise_nofile()
     logging.getLogger("httpx").setLevel(logging.WARNING)
     log_dir = Path(tempfile.mkdtemp(prefix="tickwire-bench-"))
     result: dict[str, Any] = {"command": options.command, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
                               "machine": machine(), "options": {
-                                  "clients": options.clients, "rates": list(options.rates),
+                                  "client": options.client, "clients": options.clients,
+                                  "rates": list(options.rates), "selective_rates": list(options.selective_rates),
+                                  "many_clients": options.many_clients, "many_rate": options.many_rate,
                                   "duration": options.duration, "procs": options.procs,
                                   "idle_connections": options.idle_connections,
                                   "failover_clients": options.failover_clients,
                                   "ingest_entries": options.ingest_entries}}
     started = time.monotonic()
     try:
-        for name in ("broadcast", "selective"):
+        # One sweep per scenario: (rates, clients, selective).
+        sweeps = {"broadcast": (options.rates, options.clients, False),
+                  "selective": (options.selective_rates, options.clients, True),
+                  "many": ((options.many_rate,), options.many_clients, False)}
+        for name, (rates, clients, selective) in sweeps.items():
             if name in options.scenarios:
                 rows = []
                 for system in options.systems:
-                    rows += await scenarios.sweep(system, list(options.rates), options.clients, options.duration,
-                                                  name == "selective", log_dir, options.procs)
+                    rows += await scenarios.sweep(system, list(rates), clients, options.duration, selective,
+                                                  log_dir, options.procs, options.client, label=name)
                 result[name] = rows
         if "idle" in options.scenarios:
             result["idle"] = [await scenarios.idle(s, options.idle_connections, log_dir, max(options.procs, 4))
@@ -96,7 +116,7 @@ async def _run(options: Options) -> dict[str, Any]:
         if "tracing" in options.scenarios:
             rate = 1000.0 if options.clients >= 50 else 500.0
             result["tracing"] = await scenarios.tracing(rate, options.clients, options.duration, log_dir,
-                                                        options.procs)
+                                                        options.procs, options.client)
     except BaseException:
         log.error("bench stopped early; child logs kept in %s", log_dir)
         raise

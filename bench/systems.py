@@ -1,6 +1,7 @@
 """One system under test as a stack of child processes on free ports.
 
-``tickwire``: redis + nats (JetStream) + ingest + gateway(s). ``fastapi`` and ``socketio``:
+``tickwire``: redis + nats (JetStream) + ingest + gateway(s); ``tickwire-w2`` the same with
+the gateway's ``--workers 2`` (two pre-forked processes on one port). ``fastapi`` and ``socketio``:
 redis + the baseline app. ``natsws``: redis + nats (JetStream + WebSocket listener) + ingest,
 whose JetStream subjects are core subjects too, so NATS WebSocket clients get every entry
 exactly as Tickwire's gateway does, from the same bridge.
@@ -19,7 +20,8 @@ from bench import processes
 from bench.processes import Child
 from tickwire.localservers import free_port, wait_for_port
 
-SYSTEMS = ("tickwire", "fastapi", "socketio", "natsws")
+SYSTEMS = ("tickwire", "tickwire-w2", "natsws", "fastapi", "socketio")
+WORKERS = {"tickwire": 1, "tickwire-w2": 2}
 
 
 @dataclass
@@ -31,6 +33,11 @@ class Stack:
     frontends: list[Child] = field(default_factory=list)  # the processes clients connect to
     redis_url: str = ""
     nats_url: str = ""
+
+    @property
+    def protocol(self) -> str:
+        """What its clients speak: every Tickwire variant speaks protocol v1."""
+        return "tickwire" if self.system in WORKERS else self.system
 
     def cpu(self) -> dict[str, float]:
         return {c.name: c.cpu() for c in self.servers}
@@ -65,7 +72,7 @@ def start(system: str, log_dir: Path, *, gateways: int = 1, ingest: int = 1, fro
         redis = processes.redis(log_dir)
         stack.servers.append(redis.start().wait_port())
         stack.redis_url = f"redis://127.0.0.1:{redis.port}/0"
-        if system in ("tickwire", "natsws"):
+        if system in WORKERS or system == "natsws":
             ws_port = free_port() if system == "natsws" else None
             nats = processes.nats(log_dir, websocket_port=ws_port)
             stack.servers.append(nats.start().wait_port())
@@ -83,10 +90,12 @@ def start(system: str, log_dir: Path, *, gateways: int = 1, ingest: int = 1, fro
                 stack.ws_urls.append(f"ws://127.0.0.1:{ws_port}")
                 stack.frontends.append(nats)
             elif frontend:
+                workers = WORKERS[system]
                 for i in range(gateways):
                     port = free_port()
-                    gw = processes.tickwire(f"gateway-{i + 1}", ["gateway", "--port", str(port)], log_dir,
-                                            {**base, "TICKWIRE_NODE": f"gw-{i + 1}"}, port)
+                    gw = processes.tickwire(f"gateway-{i + 1}",
+                                            ["gateway", "--port", str(port), "--workers", str(workers)], log_dir,
+                                            {**base, "TICKWIRE_NODE": f"gw-{i + 1}"}, port, tree=workers > 1)
                     stack.servers.append(gw.start())
                     stack.frontends.append(gw)
                     stack.ws_urls.append(f"ws://127.0.0.1:{port}/ws")

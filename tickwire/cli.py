@@ -49,12 +49,14 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="a smoke run (< 2 minutes)")
     bench.add_argument("--scenario", default=None,
                        help="broadcast|selective|idle|failover|ingest|tracing|all, or a comma list")
-    bench.add_argument("--systems", default=None, help="comma list of tickwire,fastapi,socketio,natsws")
+    bench.add_argument("--systems", default=None, help="comma list of tickwire,tickwire-w2,natsws,fastapi,socketio")
     bench.add_argument("--clients", type=int, default=None, help="WebSocket clients per streaming run")
     bench.add_argument("--rates", default=None, help="offered rates to sweep, e.g. 500,1000,2000")
     bench.add_argument("--duration", type=float, default=None, help="seconds of producing per run")
     bench.add_argument("--idle", type=int, default=None, help="idle connections for the idle scenario")
     bench.add_argument("--client-procs", type=int, default=None, help="client processes per run")
+    bench.add_argument("--client", choices=("node", "python"), default=None,
+                       help="load client of the streaming runs (default node: the npm package ws)")
     bench.add_argument("--report", action="store_true",
                        help="only regenerate docs/benchmarks.md and its plot from the last results")
     return parser
