@@ -122,9 +122,9 @@ def bar(data: dict[str, Any]) -> str:
     for system in ours:
         mine = best.get(system)
         if "natsws" in best:
+            held, theirs = (mine["offered_rate"] if mine else 0), (nats["offered_rate"] if nats else 0)
             lines.append([f"{system}: highest rate held ≥ nats-server WebSocket's",
-                          f"{mine['offered_rate'] if mine else 0:,.0f}/s vs {nats['offered_rate'] if nats else 0:,.0f}/s",
-                          _verdict((mine["offered_rate"] if mine else 0) >= (nats["offered_rate"] if nats else 0))])
+                          f"{held:,.0f}/s vs {theirs:,.0f}/s", _verdict(held >= theirs)])
         at = broadcast.get((system, 2000))
         nat = broadcast.get(("natsws", 2000))
         if at and nat and at["deliveries_per_cpu_s"] and nat["deliveries_per_cpu_s"]:

@@ -28,7 +28,7 @@ async def test_quick_bench_with_the_node_client_sees_every_message(tmp_path: Pat
     is stored with every field per row; 3. at 200/s every system delivered every message once
     (nothing lost, no gap, no duplicate) with a latency measured from each message's origin
     ts; 4. the two-worker gateway's CPU is its workers' (its parent alone idles); 5. the report
-    renders; 6. within four minutes on a loaded machine."""
+    renders; 6. within 280 s on a loaded machine (90 s alone)."""
     started = time.monotonic()
     result = await run(replace(Options.quick(), results_dir=tmp_path))
 
@@ -46,7 +46,7 @@ async def test_quick_bench_with_the_node_client_sees_every_message(tmp_path: Pat
     assert two_workers["server_cpu"]["gateway-1"] > 0
     text = report.tables(result)
     assert "tickwire-w2" in text and "natsws" in text
-    assert time.monotonic() - started < 240
+    assert time.monotonic() - started < 280
 
 
 async def test_python_client_is_still_an_option(tmp_path: Path) -> None:
