@@ -1,10 +1,13 @@
-"""Publish a batch to JetStream, wait for every ack, then XACK it and advance the high-water mark.
+"""Publish a batch to JetStream, wait for every ack, then advance the high-water mark and XACK it.
 
 Order of effects per batch (design §1): lease confirmed → each new entry published with
-``Nats-Msg-Id`` (pipelined) → all acks awaited → dead letters written → one XACK for the
-whole batch → high-water mark raised, only while the lease is still ours. Nothing is XACKed
-before JetStream acknowledged it; a failed or timed-out publish is retried with the same
-Msg-Id (a timed-out publish may have been stored: JetStream drops the duplicate). While
+``Nats-Msg-Id`` (pipelined) → all acks awaited → dead letters written → high-water mark
+raised, only while the lease is still ours → one XACK for the whole batch. Nothing is XACKed
+before JetStream acknowledged it, and nothing acknowledged by JetStream waits for the XACK
+to be marked: a replica killed, or Redis refusing, between the mark and the XACK leaves
+entries pending that every later read skips, however long after the duplicate window. A
+failed or timed-out publish is retried with the same Msg-Id (a timed-out publish may have
+been stored: JetStream drops the duplicate). While
 NATS is away, publishes queue in nats.py's bounded buffer; past the bound
 (``OutboundBufferLimitError``) the batch waits for the connection and is retried, never dropped.
 Publishes go through ``ingest.publisher``: a batch leaves in one socket write.
@@ -19,7 +22,11 @@ recorded for never-delivered entries (``ingest.reader``).
 
 The high-water mark (``tickwire:hwm:<stream>``) is the highest entry ID handled (published,
 dead-lettered or reported trimmed). JetStream's duplicate window is short; the mark makes
-a re-delivery of any age a no-op.
+a re-delivery of any age a no-op. The replica also remembers what it handled: when Redis
+goes away after a publish was acknowledged and before the mark could be written, the
+re-read that follows its return skips those entries however long the outage lasted.
+What stays open is a replica killed between the publish ack and the mark's write (one Redis
+round trip): its successor re-publishes that batch, de-duplicated only within the window.
 """
 
 from __future__ import annotations
@@ -117,12 +124,14 @@ class Bridge:
         self._gaps_announced = redis.register_script(_GAPS_ANNOUNCED)
         self._failing = False  # publish state, logged on change rather than per retry
         self._tracer = tracer
+        # Per stream, the highest entry this replica handled: a fact about MD whoever holds
+        # the lease, and known even when Redis could not be told.
+        self._handled: dict[str, EntryKey] = {}
 
     async def load_hwm(self, stream: str) -> EntryKey:
         raw = await self.redis.get(hwm_key(stream))
-        if not raw:
-            return (0, 0)
-        return entry_key(raw.decode() if isinstance(raw, bytes) else raw)
+        stored = entry_key(raw.decode() if isinstance(raw, bytes) else raw) if raw else (0, 0)
+        return max(stored, self._handled.get(stream, (0, 0)))
 
     async def handle(self, lease: Lease, entries: Sequence[Entry], hwm: EntryKey,
                      gaps: Sequence[Gap] = ()) -> EntryKey:
@@ -163,17 +172,17 @@ class Bridge:
             self._report_gap(stream, gap.first_missing, gap.count, f"never read, after {gap.after}")
         if trimmed:
             self._report_gap(stream, trimmed[0], len(trimmed), f"pending, {trimmed[0]} … {trimmed[-1]}")
+        top = max((entry_key(entry.id) for entry in entries), default=hwm)
+        if top > hwm:
+            self._handled[stream] = max(top, self._handled.get(stream, top))
+            if not await self._advance(keys=[hwm_key(stream), lease.key], args=[self.leases.replica, format_key(top)]):
+                raise LeaseLost(stream)
+            hwm = top
         if gaps and not await self._gaps_announced(keys=[gaps_key(stream), lease.key],
                                                     args=[self.leases.replica, len(gaps)]):
             raise LeaseLost(stream)
         if entries:
             await self.redis.xack(stream, self.settings.group, *(entry.id for entry in entries))
-
-        top = max((entry_key(entry.id) for entry in entries), default=hwm)
-        if top > hwm:
-            if not await self._advance(keys=[hwm_key(stream), lease.key], args=[self.leases.replica, format_key(top)]):
-                raise LeaseLost(stream)
-            hwm = top
         self.stats.duplicates_skipped += skipped
         self.stats.dead_lettered += len(rejected)
         if entries:

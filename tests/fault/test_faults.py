@@ -341,3 +341,64 @@ async def test_ingest_paused_beyond_the_duplicate_window(
         await settle(producer, [client])
     assert a.alive and b.alive
     check(judge("ingest SIGSTOP 5 s > duplicate window 2 s", producer, [client], fault_end), record)
+
+
+async def test_xack_refused_beyond_the_duplicate_window_then_ingest_killed(
+    backend: Backend, services: Services, record: list[Verdict]
+) -> None:
+    """1. duplicate window 2 s; ingest logs into Redis as a user that may do everything;
+    2. mid-burst XACK is taken from that user (ACL): batches are published and acknowledged,
+    never XACKed, and stay pending; 3. after 3 s (past the window) ingest is killed -9, XACK
+    given back, ingest restarted: the pending batches are read again and every one is
+    skipped by the high-water mark, raised before the XACK, so nothing is published twice."""
+    async with aioredis.from_url(backend.redis_url) as admin:
+        await admin.execute_command("ACL", "SETUSER", "ingest", "on", ">ingest-pw", "~*", "&*", "+@all")
+        user = {"REDIS_URL": backend.redis_url.replace("redis://", "redis://ingest:ingest-pw@"),
+                "TICKWIRE_DUPLICATE_WINDOW": "2", **FAST_LEASE}
+        ingest = services.ingest("ingest-a", **user)
+        (gw,) = await gateways(services, 1, TICKWIRE_DUPLICATE_WINDOW="2")
+        async with Observer([gw.ws_url]) as client, Producer(backend.redis_url) as producer:
+            await producer.reach(800)
+            await admin.execute_command("ACL", "SETUSER", "ingest", "-xack")
+            await eventually(lambda: "NOPERM" in ingest.log() or "permission" in ingest.log(), within=10,
+                             what="XACK refused")
+            await asyncio.sleep(3)  # the fault, longer than the duplicate window
+            ingest.kill()
+            await admin.execute_command("ACL", "SETUSER", "ingest", "+xack")
+            services.ingest("ingest-a", **user)
+            fault_end = now_us()
+            await producer.reach(producer.total + 800)
+            await producer.stop()
+            await settle(producer, [client])
+    check(judge("XACK refused 3 s > duplicate window 2 s, ingest killed -9, restarted", producer, [client],
+                fault_end), record)
+
+
+async def test_redis_away_beyond_the_duplicate_window_after_a_publish_ack(
+    backend: Backend, services: Services, record: list[Verdict]
+) -> None:
+    """1. duplicate window 2 s; ingest reaches Redis and NATS through proxies; 2. mid-burst the
+    NATS link stalls with a batch's acks outstanding, the Redis link is cut, the NATS link
+    flows again: the batch is acknowledged and cannot be marked nor XACKed; 3. Redis stays
+    away 4 s (past the window), then is back: ingest re-reads the batch as pending and skips
+    it, because the replica remembers what it published; nothing is published twice."""
+    assert backend.redis is not None and backend.nats is not None
+    async with TcpProxy(backend.redis.port) as to_redis, TcpProxy(backend.nats.port) as to_nats:
+        services.ingest("ingest-a", REDIS_URL=f"redis://127.0.0.1:{to_redis.port}",
+                        NATS_URL=f"nats://127.0.0.1:{to_nats.port}", TICKWIRE_DUPLICATE_WINDOW="2",
+                        TICKWIRE_LEASE_TTL="10")
+        (gw,) = await gateways(services, 1, TICKWIRE_DUPLICATE_WINDOW="2")
+        async with Observer([gw.ws_url]) as client, Producer(backend.redis_url) as producer:
+            await producer.reach(800)
+            to_nats.stall()
+            await asyncio.sleep(0.5)  # a batch goes out and waits for its acks
+            to_redis.cut()
+            to_nats.restore()
+            await asyncio.sleep(4)  # the outage, longer than the duplicate window
+            to_redis.restore()
+            fault_end = now_us()
+            await producer.reach(producer.total + 800)
+            await producer.stop()
+            await settle(producer, [client])
+    check(judge("Redis away 4 s > duplicate window 2 s after a publish ack", producer, [client], fault_end),
+          record)
