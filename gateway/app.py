@@ -62,7 +62,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     async def serve_gateway(app: FastAPI, tracer: Tracer | None) -> AsyncIterator[None]:
         async with open_nats(settings.bus, name=f"tickwire-gateway {settings.node}") as nc:
             await ensure_stream(nc.jetstream(), settings.bus)
-            hub, telemetry = Hub(), Telemetry(settings.node, tracer)
+            hub, telemetry = Hub(), Telemetry(settings.node, tracer, settings.metrics_dir)
             feed = Feed(nc, settings, hub, telemetry)
             gateway = Gateway(settings, nc, feed, hub, telemetry, Subscriber(feed, hub, settings.max_subscriptions),
                               verifier=verifier)
@@ -71,6 +71,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             stop = asyncio.Event()
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(feed.run(stop), name="feed")
+                tasks.create_task(telemetry.publish(stop), name="metrics")
                 log.info("gateway %s: started", settings.node)
                 if verifier is None:
                     log.warning("gateway %s: auth is OFF: any client may subscribe to any topic "

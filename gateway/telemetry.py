@@ -5,14 +5,27 @@ Every message feeds the per-hop histograms (``/metrics``) and the sliding window
 its subscribers' outboxes — whose context is the ``trace`` its clients receive; when a
 browser's ``report`` names that trace, the last hop (gateway send → browser receive, in the
 browser's clock corrected for offset) becomes a span in the same trace.
+
+Under ``--workers`` (``multiprocess_dir`` set) the worker processes share one port, so a
+scrape reaches one of them at random: prometheus_client's multiprocess mode keeps every
+worker's counters and histograms in files of that folder and ``/metrics`` sums them; the
+gauges read from the gateway's state are published there every ``PUBLISH_INTERVAL``
+(and at each scrape by the worker answering it), summed over the live workers — the lag
+is their maximum, how far behind the pod's slowest consumer is.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 
 from gateway.latency import HOPS, LatencyWindow
 from gateway.message import Message
@@ -37,41 +50,84 @@ from services.telemetry import (
 BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 TRACED_SENDS = 10_000  # traced messages remembered for their browser receipts (1% of 1M)
 BROWSER_HOP = "gateway_to_browser"
+PUBLISH_INTERVAL = 1.0  # seconds between a worker's gauge updates under multiprocess mode
+
+GaugeMode = Literal["livesum", "livemax"]
+
+
+class _BeforeScrape(Collector):
+    """Runs ``publish`` first, so the answering worker's own gauges are current."""
+
+    def __init__(self, publish: Callable[[], None]) -> None:
+        self.publish = publish
+
+    def collect(self) -> Iterable[Metric]:
+        self.publish()
+        return ()
 
 
 class Telemetry:
-    def __init__(self, node: str, tracer: Tracer | None) -> None:
+    def __init__(self, node: str, tracer: Tracer | None, multiprocess_dir: str = "") -> None:
         self.node = node
         self.tracer = tracer
         self.latency = LatencyWindow()
-        # Its own registry: several gateways may live in one process (tests, workers).
+        # Its own registry: several gateways may live in one process (tests).
         self.registry = CollectorRegistry(auto_describe=False)
+        self._published: list[tuple[Gauge, Callable[[], int]]] = []
+        self.multiprocess = bool(multiprocess_dir)
+        metrics = self.registry
+        if self.multiprocess:
+            # What /metrics exposes is every worker's files; this worker's metric objects
+            # write to them and are registered on a registry nobody reads.
+            metrics = CollectorRegistry(auto_describe=False)
+            self.registry.register(_BeforeScrape(self.publish_gauges))
+            MultiProcessCollector(self.registry, path=multiprocess_dir)  # type: ignore[no-untyped-call]
         self._messages = Counter("tickwire_gateway_messages", "Messages received from JetStream",
-                                 registry=self.registry)
+                                 registry=metrics)
         self._deliveries = Counter("tickwire_gateway_deliveries", "Messages queued to client connections",
-                                   registry=self.registry)
+                                   registry=metrics)
         self._closes = Counter("tickwire_gateway_closes", "Client connections closed, by close code", ["code"],
-                               registry=self.registry)
+                               registry=metrics)
         self._resumes = Counter("tickwire_gateway_resumes", "Subscribes that resumed with since (reconnects)",
-                                registry=self.registry)
+                                registry=metrics)
         self._reports = Counter("tickwire_gateway_browser_receipts", "Traced messages reported by clients",
-                                registry=self.registry)
+                                registry=metrics)
         hops = Histogram("tickwire_hop_latency_seconds", "Latency per hop of the data path", ["hop"],
-                         buckets=BUCKETS, registry=self.registry)
+                         buckets=BUCKETS, registry=metrics)
         self._hops = {name: (start, end, hops.labels(name)) for name, start, end in HOPS}
         self._browser = hops.labels(BROWSER_HOP)
         self._sends: OrderedDict[str, tuple[int, int, str]] = OrderedDict()  # trace → (sent µs, seq, topic)
 
     def gauges(self, connections: Callable[[], int], subscriptions: Callable[[], int],
                outbox: Callable[[], int], lag: Callable[[], int]) -> None:
-        """Figures read at scrape time from the gateway's own state."""
-        for name, doc, read in (
-            ("tickwire_connections", "Client connections open on this replica", connections),
-            ("tickwire_gateway_subscriptions", "Subscriptions (patterns) over all connections", subscriptions),
-            ("tickwire_gateway_outbox_messages", "Frames queued to clients, not yet sent", outbox),
-            ("tickwire_consumer_lag_messages", "Stream messages this replica has not received yet", lag),
-        ):
-            Gauge(name, doc, registry=self.registry).set_function(read)
+        """Figures read from the gateway's own state: at scrape time, or under multiprocess
+        mode published by ``publish`` (the mode says how workers' values combine)."""
+        gauges: tuple[tuple[str, str, Callable[[], int], GaugeMode], ...] = (
+            ("tickwire_connections", "Client connections open on this replica", connections, "livesum"),
+            ("tickwire_gateway_subscriptions", "Subscriptions (patterns) over all connections", subscriptions,
+             "livesum"),
+            ("tickwire_gateway_outbox_messages", "Frames queued to clients, not yet sent", outbox, "livesum"),
+            ("tickwire_consumer_lag_messages", "Stream messages this replica has not received yet", lag, "livemax"),
+        )
+        registry = None if self.multiprocess else self.registry
+        for name, doc, read, mode in gauges:
+            gauge = Gauge(name, doc, registry=registry, multiprocess_mode=mode)
+            if self.multiprocess:
+                self._published.append((gauge, read))
+            else:
+                gauge.set_function(read)
+
+    def publish_gauges(self) -> None:
+        for gauge, read in self._published:
+            gauge.set(read())
+
+    async def publish(self, stop: asyncio.Event) -> None:
+        """Under multiprocess mode, publish the gauges until ``stop`` is set (else return)."""
+        while self.multiprocess and not stop.is_set():
+            self.publish_gauges()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(PUBLISH_INTERVAL):
+                    await stop.wait()
 
     # ---- per message ---------------------------------------------------------------
 

@@ -248,6 +248,8 @@ class GatewaySettings:
     jwt_audience: str = ""
     jwt_issuer: str = ""
     jwt_leeway: float = 5.0
+    # Not read from the environment: `--workers` sets it for its workers (gateway.workers).
+    metrics_dir: str = ""
 
     def __post_init__(self) -> None:
         # Here rather than in from_env so that settings built in code are held to it too.
