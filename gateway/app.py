@@ -72,6 +72,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(feed.run(stop), name="feed")
                 tasks.create_task(telemetry.publish(stop), name="metrics")
+                tasks.create_task(gateway.loop_lag.run(stop), name="loop-lag")
                 log.info("gateway %s: started", settings.node)
                 if verifier is None:
                     log.warning("gateway %s: auth is OFF: any client may subscribe to any topic "

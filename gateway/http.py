@@ -70,7 +70,8 @@ async def status(request: Request) -> JSONResponse:
 @router.get("/api/latency")
 async def latency(request: Request) -> JSONResponse:
     gateway = _gateway(request)
-    return JSONResponse({"node": gateway.settings.node, "unit": "ms", "hops": gateway.telemetry.latency.summary()})
+    return JSONResponse({"node": gateway.settings.node, "unit": "ms", "hops": gateway.telemetry.latency.summary(),
+                         "loop_lag": gateway.loop_lag.summary()})
 
 
 @router.get("/api/dashboard")

@@ -36,6 +36,7 @@ from gateway.drain import drain
 from gateway.state import Gateway
 from gateway.workers import run_workers
 from gateway.ws import ABORT_EXTENSION, SEND_EXTENSION
+from services.heap import settle_heap
 from services.protocol import CloseCode
 from services.settings import GatewaySettings
 
@@ -185,7 +186,9 @@ def run_server(settings: GatewaySettings, sockets: list[socket.socket] | None = 
     """One GatewayServer in this process until it is stopped; return the exit code."""
     try:
         app = create_app(settings)
-        GatewayServer(config_for(settings, app), app).run(sockets)
+        server = GatewayServer(config_for(settings, app), app)
+        settle_heap()
+        server.run(sockets)
     except SystemExit as exc:  # uvicorn exits this way when startup fails
         code = exc.code if isinstance(exc.code, int) else 1
         log.error("gateway: stopped with exit code %d", code)

@@ -17,6 +17,7 @@ from gateway.hub import Hub
 from gateway.session import OutboxLimits, Session
 from gateway.subscribe import Subscriber
 from gateway.telemetry import Telemetry
+from services.looplag import LoopLag
 from services.settings import GatewaySettings
 from services.tokens import Verifier
 
@@ -40,6 +41,7 @@ class Gateway:
     conflate: Callable[[str], bool] | None = field(init=False)
     frames: FrameCache = field(default_factory=FrameCache)
     flusher: Flusher = field(default_factory=Flusher)
+    loop_lag: LoopLag = field(default_factory=LoopLag)
 
     def __post_init__(self) -> None:
         self.conflate = conflated_topics(self.settings.conflate)
@@ -49,6 +51,7 @@ class Gateway:
             outbox=lambda: sum(s.queued for s in self.sessions),
             lag=lambda: max(0, self.feed.stream_last - self.feed.head),
         )
+        self.telemetry.register(self.loop_lag.histogram)
 
     @property
     def limits(self) -> OutboxLimits:

@@ -75,11 +75,11 @@ class Telemetry:
         self.registry = CollectorRegistry(auto_describe=False)
         self._published: list[tuple[Gauge, Callable[[], int]]] = []
         self.multiprocess = bool(multiprocess_dir)
-        metrics = self.registry
+        metrics = self._metrics = self.registry
         if self.multiprocess:
             # What /metrics exposes is every worker's files; this worker's metric objects
             # write to them and are registered on a registry nobody reads.
-            metrics = CollectorRegistry(auto_describe=False)
+            metrics = self._metrics = CollectorRegistry(auto_describe=False)
             self.registry.register(_BeforeScrape(self.publish_gauges))
             MultiProcessCollector(self.registry, path=multiprocess_dir)  # type: ignore[no-untyped-call]
         self._messages = Counter("tickwire_gateway_messages", "Messages received from JetStream",
@@ -116,6 +116,10 @@ class Telemetry:
                 self._published.append((gauge, read))
             else:
                 gauge.set_function(read)
+
+    def register(self, metric: Collector) -> None:
+        """A metric made elsewhere (services.looplag), exported with the gateway's own."""
+        self._metrics.register(metric)
 
     def publish_gauges(self) -> None:
         for gauge, read in self._published:

@@ -39,6 +39,7 @@ from ingest.stats import IngestStats
 from ingest.worker import StreamWorker
 from services.connections import ensure_stream, open_nats, open_redis
 from services.lifecycle import stop_on_signals
+from services.looplag import LoopLag
 from services.settings import IngestSettings
 from services.telemetry import INGEST, tracing
 
@@ -60,6 +61,7 @@ class Ingest:
     def __init__(self, settings: IngestSettings) -> None:
         self.settings = settings
         self.stats = IngestStats()
+        self.loop_lag = LoopLag()  # exported on /metrics beside the stats
         self.started = asyncio.Event()  # set once connected and stream MD is ensured
         self._running: dict[str, _Running] = {}
         self.redis_link = Link("redis")
@@ -89,6 +91,7 @@ class Ingest:
             if settings.metrics_port:
                 registry = CollectorRegistry(auto_describe=False)
                 registry.register(IngestCollector(self.stats, lambda: len(self.streams), self.ready))
+                registry.register(self.loop_lag.histogram)
                 await stack.enter_async_context(
                     serve_probes(Probes(self.ready, registry), settings.metrics_host, settings.metrics_port))
             tracer = stack.enter_context(tracing(INGEST, settings.bus.tracing))
@@ -107,6 +110,7 @@ class Ingest:
             self.started.set()
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._monitor(stop, redis, nc), name="ingest:monitor")
+                tg.create_task(self.loop_lag.run(stop), name="ingest:loop-lag")
                 await self._control(stop, tg, redis, leases, bridge)
 
     async def _ensure_stream(self, stop: asyncio.Event, js: JetStreamContext) -> bool:

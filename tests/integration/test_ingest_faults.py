@@ -156,6 +156,7 @@ async def test_unread_entries_trimmed_while_ingest_was_down(backend: Backend) ->
         msgs = await stored(js)
     assert "tickwire_ingest_trimmed_total 3.0" in text and "tickwire_ingest_gaps_total 1.0" in text
     assert 'tickwire_ingest_lag{stream="md:ticks"} 0.0' in text
+    assert "tickwire_event_loop_lag_seconds_count" in text
     assert group["lag"] == 0
     ms, seq = read[-1].split("-")
     notices = [m for m in msgs if m.headers and GAP in m.headers]

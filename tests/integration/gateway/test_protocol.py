@@ -250,7 +250,8 @@ async def test_slow_consumer_is_closed_4008_others_unaffected(start_gateway: Sta
 
 async def test_http_surface(start_gateway: StartGateway, bus: Bus) -> None:
     """1. healthz and readyz answer 200  2. status reports node, head, epoch, connections
-    3. latency answers, the dashboard config lists no other gateway  4. / says the dashboard is not built."""
+    3. latency answers, with the event loop's lag, also on /metrics; the dashboard config lists no
+    other gateway  4. / says the dashboard is not built."""
     seq = await bus.publish("md.ticks.AAPL")
     gw = await start_gateway()
     async with httpx.AsyncClient(base_url=gw.http_url) as http, connect(gw) as client:
@@ -260,7 +261,9 @@ async def test_http_surface(start_gateway: StartGateway, bus: Bus) -> None:
         status = (await http.get("/api/status")).json()
         assert status["node"] == "gw-1" and status["head"] == seq and status["epoch"]
         assert status["connections"] == 1 and status["subscriptions"] == 2 and status["nats"] == "connected"
-        assert "hops" in (await http.get("/api/latency")).json()
+        latency = (await http.get("/api/latency")).json()
+        assert "hops" in latency and set(latency["loop_lag"]) == {"p50", "p99", "max", "n"}
+        assert "tickwire_event_loop_lag_seconds_bucket" in (await http.get("/metrics")).text
         assert (await http.get("/api/dashboard")).json() == {"gateways": []}
         home = await http.get("/")
         assert home.status_code == 200 and "make web" in home.text
