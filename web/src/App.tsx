@@ -1,8 +1,9 @@
 import { useCallback, useEffect, useState } from "react";
-import type { TickwireClient } from "./client";
+import { httpUrlFor, type TickwireClient } from "./client";
 import { HopLatencyPanel } from "./components/HopLatencyPanel";
 import { PerfPanel } from "./components/PerfPanel";
 import { PriceChart } from "./components/PriceChart";
+import { ReconnectHistory } from "./components/ReconnectHistory";
 import { StatusIndicator } from "./components/StatusIndicator";
 import { TickerTable } from "./components/TickerTable";
 import { TopicPicker } from "./components/TopicPicker";
@@ -10,21 +11,26 @@ import { TradesTape } from "./components/TradesTape";
 import { useClientStats } from "./hooks/useClientStats";
 import { useHopLatency } from "./hooks/useHopLatency";
 import { useMarket } from "./hooks/useMarket";
+import { useSampled } from "./hooks/useSampled";
 import type { MarketStore } from "./market/store";
 
 interface Props {
   client: TickwireClient;
   store: MarketStore;
-  /** Where the per-hop latency comes from (same origin as the page). */
+  /** Where the per-hop latency comes from until the client is connected (the page's gateway). */
   latencyUrl: string;
 }
 
 const HISTOGRAM_EDGES = [1, 2, 5, 10, 20, 50, 100, 250, 500, 1000];
+/** The p99 sparkline: one sample a second over the last five minutes. */
+const P99_SAMPLES = 300;
 
 export function App({ client, store, latencyUrl }: Props) {
   useMarket(store);
   const stats = useClientStats(client);
-  const hops = useHopLatency(latencyUrl);
+  // The gateway the client is connected to: after a failover the panel follows it.
+  const hops = useHopLatency(stats.url ? httpUrlFor(stats.url, "api/latency") : latencyUrl);
+  const p99History = useSampled(() => client.stats().latency?.p99 ?? null, 1000, P99_SAMPLES);
   const rows = store.tickers();
   const [picked, setPicked] = useState<string | null>(null);
   // Until the user picks one, chart the first symbol to arrive.
@@ -57,8 +63,15 @@ export function App({ client, store, latencyUrl }: Props) {
           <TradesTape trades={store.trades()} total={store.tradeCount} />
         </div>
         <div className="side">
-          <PerfPanel stats={stats} histogram={{ edges: HISTOGRAM_EDGES, counts: client.latencyHistogram(HISTOGRAM_EDGES) }} />
+          <PerfPanel
+            stats={stats}
+            histogram={{ edges: HISTOGRAM_EDGES, counts: client.latencyHistogram(HISTOGRAM_EDGES) }}
+            p99History={p99History}
+            p99Capacity={P99_SAMPLES}
+            uiDuplicates={store.duplicates}
+          />
           <HopLatencyPanel {...hops} />
+          <ReconnectHistory history={stats.history} />
         </div>
       </main>
     </div>

@@ -14,3 +14,24 @@ export function clockTime(ms: number): string {
   const pad = (n: number, w = 2) => String(n).padStart(w, "0");
   return `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}.${pad(date.getMilliseconds(), 3)}`;
 }
+
+export type LatencyTone = "good" | "warn" | "bad";
+
+/** Where a trader's eye should go: green under 50 ms, amber up to 100 ms, red above. */
+export const LATENCY_THRESHOLDS_MS = { warn: 50, bad: 100 } as const;
+
+export function latencyTone(ms: number | null | undefined): LatencyTone | null {
+  if (typeof ms !== "number" || !Number.isFinite(ms)) return null;
+  if (ms > LATENCY_THRESHOLDS_MS.bad) return "bad";
+  return ms >= LATENCY_THRESHOLDS_MS.warn ? "warn" : "good";
+}
+
+/** Host and port of a gateway URL, to name it where the server gave no node name (SSE). */
+export function hostOf(url: string | null): string {
+  if (!url) return "";
+  try {
+    return new URL(url).host;
+  } catch {
+    return "";
+  }
+}

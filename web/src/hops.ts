@@ -1,7 +1,8 @@
 /**
  * Per-hop latency from `/api/latency`, read defensively: its shape is expected to be
  * `{hops: {name: {p50, p90, p99, max, …}}}`, but any object of objects with numeric fields
- * is shown, and anything else yields no rows rather than an error.
+ * is shown, and anything else yields no rows rather than an error. A top-level `loop_lag`
+ * object (the gateway's event-loop lag) is read beside the hops, if present.
  */
 
 export interface HopRow {
@@ -13,6 +14,10 @@ export interface HopTable {
   columns: string[];
   rows: HopRow[];
   unit: string | null;
+  /** The gateway's event-loop lag (`loop_lag`: p50/p99/max in ms, n samples), when it reports one. */
+  loopLag: Record<string, number> | null;
+  /** The gateway that measured it. */
+  node: string | null;
 }
 
 /** Known statistics first, in this order; any others after them, alphabetically. */
@@ -45,5 +50,7 @@ export function parseHops(json: unknown): HopTable {
   }
   const keys = new Set(rows.flatMap((row) => Object.keys(row.values)));
   const columns = [...PREFERRED.filter((k) => keys.has(k)), ...[...keys].filter((k) => !PREFERRED.includes(k)).sort()];
-  return { columns, rows, unit: typeof root.unit === "string" ? root.unit : null };
+  return { columns, rows, unit: typeof root.unit === "string" ? root.unit : null, loopLag: numericFields(root.loop_lag),
+    node: typeof root.node === "string" ? root.node : null,
+  };
 }

@@ -106,11 +106,11 @@ export function openEventSourceLink(Ctor: EventSourceConstructor, url: string, e
   };
 }
 
-/** The HTTP endpoint `path` beside a WebSocket URL: ws://h:p/ws → http://h:p/<path>. */
-export function httpUrlFor(wsUrl: string, path: string): string {
-  const url = new URL(wsUrl);
-  url.protocol = url.protocol === "wss:" ? "https:" : "http:";
-  url.pathname = url.pathname.replace(/ws\/?$/, path);
+/** The HTTP endpoint `path` beside a gateway's WebSocket or SSE URL: ws://h:p/ws → http://h:p/<path>. */
+export function httpUrlFor(linkUrl: string, path: string): string {
+  const url = new URL(linkUrl);
+  url.protocol = url.protocol === "wss:" || url.protocol === "https:" ? "https:" : "http:";
+  url.pathname = url.pathname.replace(/(ws|sse)\/?$/, path);
   url.search = "";
   return url.toString();
 }

@@ -1,4 +1,5 @@
 import type { ClientStats } from "../client";
+import { hostOf } from "../format";
 
 interface Props {
   stats: ClientStats;
@@ -33,12 +34,20 @@ export function StatusIndicator({ stats, now, onRetry }: Props) {
   const wait = stats.nextRetryAt === null ? null : Math.max(0, Math.ceil((stats.nextRetryAt - now) / 1000));
   return (
     <div className={`status status-${tone}`}>
-      <div role="status" aria-live="polite" data-testid="status" className="status-text" title={stats.lastError ?? undefined}>
+      <div
+        role="status"
+        aria-live="polite"
+        data-testid="status"
+        data-transport={stats.transport ?? undefined}
+        className="status-text"
+        title={stats.lastError ?? undefined}
+      >
         <span className="status-dot" aria-hidden="true" />
         <span>{label}</span>
         {wait !== null && <span aria-hidden="true"> in {wait} s</span>}
+        {/* SSE has no welcome frame, so there the gateway's address names it. */}
         <span className="status-node" data-testid="status-node">
-          {stats.node ?? ""}
+          {stats.node ?? (stats.state === "connected" ? hostOf(stats.url) : "")}
         </span>
       </div>
       {(stats.state === "failed" || stats.state === "reconnecting") && (

@@ -26,7 +26,11 @@ export class MarketStore {
   private tradeKey = 0;
   private version = 0;
   private readonly listeners = new Set<() => void>();
+  /** Highest seq applied per topic, to check what reaches the screen independently of the client. */
+  private readonly lastSeq = new Map<string, number>();
   tradeCount = 0;
+  /** Messages whose seq was not above the last one applied on their topic: must stay 0. */
+  duplicates = 0;
 
   constructor(private readonly limits: StoreLimits = DEFAULT_LIMITS) {}
 
@@ -55,6 +59,11 @@ export class MarketStore {
     const newestTick = new Map<string, MsgFrame>();
     const newTrades: Trade[] = [];
     for (const msg of msgs) {
+      if (msg.seq <= (this.lastSeq.get(msg.topic) ?? 0)) {
+        this.duplicates++;
+        continue;
+      }
+      this.lastSeq.set(msg.topic, msg.seq);
       const kind = msg.topic.slice(0, msg.topic.indexOf("."));
       const data = record(msg.data);
       if (kind === "ticks") newestTick.set(symbolOf(msg.topic, data), msg);
@@ -71,6 +80,8 @@ export class MarketStore {
 
   /** Drops what came from topics matching `pattern` (continuity lost or unsubscribed). */
   resetTopic(pattern: string): void {
+    // A reset may restart the sequence (a new stream epoch): lower seqs are not duplicates then.
+    for (const topic of this.lastSeq.keys()) if (topicMatches(pattern, topic)) this.lastSeq.delete(topic);
     for (const [symbol, row] of this.rows) {
       if (!topicMatches(pattern, row.topic)) continue;
       this.rows.delete(symbol);

@@ -2,7 +2,9 @@ import { renderToStaticMarkup } from "react-dom/server";
 import { describe, expect, it } from "vitest";
 import type { ClientStats } from "../../src/client";
 import { HopLatencyPanel } from "../../src/components/HopLatencyPanel";
+import { Sparkline } from "../../src/components/Sparkline";
 import { StatusIndicator } from "../../src/components/StatusIndicator";
+import { latencyTone } from "../../src/format";
 import { readPageConfig } from "../../src/config";
 import { parseHops } from "../../src/hops";
 
@@ -42,16 +44,58 @@ describe("StatusIndicator", () => {
   });
 });
 
+describe("status over SSE", () => {
+  it("names the gateway by its address where no welcome named the node", () => {
+    const sse = { ...base, transport: "sse" as const, node: null, url: "http://127.0.0.1:9001/sse?topics=ticks.*" };
+    const html = renderToStaticMarkup(<StatusIndicator stats={sse} now={0} onRetry={() => undefined} />);
+    expect(html).toContain('data-transport="sse"');
+    expect(html).toMatch(/Connected \(SSE\).*data-testid="status-node"[^>]*>127\.0\.0\.1:9001</);
+  });
+});
+
+describe("latency thresholds and the p99 sparkline", () => {
+  it("is green under 50 ms, amber to 100 ms, red above", () => {
+    expect([10, 49.9, 50, 100, 100.1, null].map((ms) => latencyTone(ms))).toEqual(["good", "good", "warn", "warn", "bad", null]);
+  });
+
+  it("draws measured samples from the right, keeps gaps as gaps, and takes the newest sample's colour", () => {
+    const html = renderToStaticMarkup(<Sparkline values={[20, null, 30, 120]} capacity={4} label="p99" />);
+    expect(html).toContain('class="sparkline tone-bad"');
+    expect(html).toContain('data-samples="3"');
+    // Two runs: a move to the first sample, then a new move after the gap, and a line.
+    expect(html.match(/ d="([^"]+)"/)?.[1]).toMatch(/^M0\.0,[\d.]+M200\.0,[\d.]+L300\.0,[\d.]+$/);
+  });
+});
+
 describe("per-hop latency", () => {
   it("renders whatever numeric columns the endpoint gives, and survives junk", () => {
     const table = parseHops({ hops: { ingest: { p50: 1, p99: 3, max: 9, note: "x" }, gateway: { p90: 2 } }, unit: "ms" });
     expect(table.columns).toEqual(["p50", "p90", "p99", "max"]);
     const html = renderToStaticMarkup(<HopLatencyPanel table={table} error={null} />);
     expect(html).toContain("ingest");
-    expect(html).toContain("9.00");
+    expect(html).toContain("9.0");
+    // No loop_lag from this gateway: the row says so instead of showing zeros.
+    expect(html).toContain("not reported by this gateway");
     expect(parseHops(null).rows).toEqual([]);
     expect(parseHops({ hops: [1, 2] }).rows).toEqual([]);
     expect(parseHops({ a: { p50: 1 } }).rows).toEqual([{ name: "a", values: { p50: 1 } }]);
+  });
+
+  it("colours latency by threshold and shows the gateway's event-loop lag when reported", () => {
+    const table = parseHops({
+      node: "gw-2",
+      hops: { fast: { n: 10, p50: 12, p99: 49.9 }, slow: { n: 10, p50: 50, p99: 129 } },
+      loop_lag: { p50: 0.4, p99: 75, max: 140, n: 600 },
+    });
+    expect(table.loopLag).toEqual({ p50: 0.4, p99: 75, max: 140, n: 600 });
+    const html = renderToStaticMarkup(<HopLatencyPanel table={table} error={null} />);
+    expect(html).toContain("gw-2");
+    expect(html).toMatch(/tone-good">12\.0</);
+    expect(html).toMatch(/tone-good">49\.9</);
+    expect(html).toMatch(/tone-warn">50\.0</);
+    expect(html).toMatch(/tone-bad">129\.0</);
+    // The loop-lag row, under the hop columns it shares, with its own count.
+    expect(html).toMatch(/event-loop lag<\/th><td class="num">600<\/td><td class="num tone-good">0\.4<\/td><td class="num tone-warn">75\.0<\/td><td class="num tone-bad">140\.0</);
   });
 });
 

@@ -64,4 +64,19 @@ describe("MarketStore", () => {
     expect(store.tickers()).toEqual([]);
     expect(store.points("Y")).toEqual([]);
   });
+
+  it("counts a message that reaches it again as a duplicate and leaves the screen as it was", () => {
+    // 1. seq 2 then seq 2 again and an older 1 on the same topic: both are duplicates here.
+    const store = new MarketStore();
+    store.apply([tick(2, "A", 5)], NOW);
+    store.apply([tick(2, "A", 6), tick(1, "A", 7), trade(3, "A")], NOW);
+    expect(store.duplicates).toBe(2);
+    expect(store.tickers()[0]?.last).toBe(5);
+    expect(store.tradeCount).toBe(1);
+    // 2. After a reset (a new epoch may restart the sequence) a low seq is new again.
+    store.resetTopic("ticks.*");
+    store.apply([tick(1, "A", 8)], NOW);
+    expect(store.duplicates).toBe(2);
+    expect(store.tickers()[0]?.last).toBe(8);
+  });
 });
