@@ -6,7 +6,10 @@
 
 It connects to the first gateway that answers, and after any disconnect reconnects (to
 the next URL, with capped exponential backoff and full jitter) and resumes every
-subscription with ``since`` and ``epoch``. It drops any message whose seq it has already
+subscription with ``since`` and ``epoch``. A gateway that refuses the connection or fails
+the handshake is left for the next one, over WebSocket again: like the browser client, it
+never takes a dead gateway for a blocked WebSocket, and it has no SSE fallback at all (a
+program, unlike a page, chooses a network where WebSocket works). It drops any message whose seq it has already
 seen on that topic, so the application sees each message once and in order.
 """
 
