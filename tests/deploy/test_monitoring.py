@@ -8,6 +8,8 @@ export, with the labels the Prometheus Operator's PodMonitor adds."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import re
 from collections.abc import Iterable, Iterator
@@ -243,6 +245,21 @@ def exported_names(text: str) -> set[str]:
     return names
 
 
+def exported_labels(text: str) -> dict[str, set[str]]:
+    """Per sample name, the label names its samples carry."""
+    labels: dict[str, set[str]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels.setdefault(sample.name, set()).update(sample.labels)
+    return labels
+
+
+def labels_used(expr: str) -> set[str]:
+    """Label names an expression groups by or matches on."""
+    grouped = {g.strip() for by in re.findall(r"\b(?:by|without)\s*\(([^)]*)\)", expr) for g in by.split(",")}
+    return (grouped | {name for name, _, _ in matchers(expr)}) - {""}
+
+
 def matchers(text: str) -> list[tuple[str, str, str]]:
     return MATCHER.findall(text)
 
@@ -288,14 +305,22 @@ def evaluate(query: str, series: list[Series]) -> dict[tuple[str, ...], float]:
 
 @pytest.fixture
 async def running(services: Services, backend: Backend) -> Iterator[tuple[str, str]]:
-    """A real gateway with two WebSocket clients, and a real ingest holding stream md:ticks:
-    their /metrics texts once the gateway counts both clients."""
+    """A real gateway with two WebSocket clients (and one it closed 1008 for a frame flood, so
+    its closes counter has a `code`), and a real ingest holding stream md:ticks: their
+    /metrics texts once the gateway counts both clients."""
     async with aioredis.from_url(backend.redis_url) as redis:
         await redis.xadd("md:ticks", {"symbol": "AAPL", "data": "{}"})
     metrics_port = free_port()
     services.ingest(TICKWIRE_INGEST_METRICS_PORT=str(metrics_port))
-    gateway = services.gateway()
+    gateway = services.gateway(TICKWIRE_MAX_FRAMES_PER_SECOND="2")
     await gateway.ready()
+    async with websockets.connect(gateway.ws_url) as flood:
+        await flood.recv()
+        with contextlib.suppress(websockets.ConnectionClosed):
+            for i in range(200):
+                await flood.send(json.dumps({"type": "ping", "id": i}))
+            await asyncio.wait_for(flood.wait_closed(), 10)
+        assert flood.close_code == 1008
     async with (
         websockets.connect(gateway.ws_url) as one,
         websockets.connect(gateway.ws_url) as two,
@@ -312,6 +337,7 @@ async def running(services: Services, backend: Backend) -> Iterator[tuple[str, s
             except httpx.TransportError:
                 return False
             return ("tickwire_connections 2.0" in texts["gateway"]
+                    and 'tickwire_gateway_closes_total{code="1008"}' in texts["gateway"]
                     and 'tickwire_ingest_lag{stream="md:ticks"}' in texts["ingest"])
 
         await eventually(both_ready, within=20, every=0.1, what="two connections and a held stream on /metrics")
@@ -357,17 +383,27 @@ async def test_adapter_rules_serve_the_hpa_from_a_real_scrape(running: tuple[str
 async def test_alerts_and_dashboard_name_only_exported_metrics(running: tuple[str, str]) -> None:
     """1. Real gateway and ingest processes are scraped. 2. Every tickwire_* name in an alert
     expression, an adapter rule and a dashboard query is one of the names they export (a
-    typo or a renamed metric would leave a panel empty or an alert silent forever)."""
+    typo or a renamed metric would leave a panel empty or an alert silent forever). 3. Every
+    label an expression groups by or matches on is one its metrics carry, or one Prometheus
+    adds to every target."""
     exported = exported_names(running[0]) | exported_names(running[1])
-    used: dict[str, set[str]] = {}
+    labels = {**exported_labels(running[1]), **exported_labels(running[0])}
+    everywhere = {"instance", "job", "namespace", "pod", "container", "endpoint"}
+    expressions: dict[str, list[str]] = {"dashboard": dashboard_expressions()}
     for overlay in OVERLAYS:
         objects = render_overlay(overlay)
-        for expr in alert_expressions(objects):
-            used.setdefault("alerts", set()).update(METRIC_NAME.findall(expr))
-        for rule in adapter_rules(objects):
-            used.setdefault("adapter rules", set()).update(METRIC_NAME.findall(rule["seriesQuery"]))
-    for expr in dashboard_expressions():
-        used.setdefault("dashboard", set()).update(METRIC_NAME.findall(expr))
-    assert all(used.values()) and len(used) == 3
-    missing = {where: sorted(names - exported) for where, names in used.items() if names - exported}
+        expressions.setdefault("alerts", []).extend(alert_expressions(objects))
+        expressions.setdefault("adapter rules", []).extend(r["seriesQuery"] for r in adapter_rules(objects))
+    missing, unlabelled = {}, {}
+    for where, exprs in expressions.items():
+        assert exprs, where
+        for expr in exprs:
+            names = set(METRIC_NAME.findall(expr))
+            assert names, f"{where}: {expr} names no tickwire metric"
+            if names - exported:
+                missing[expr] = sorted(names - exported)
+            carried = everywhere.union(*(labels.get(n, set()) for n in names))
+            if labels_used(expr) - carried:
+                unlabelled[expr] = sorted(labels_used(expr) - carried)
     assert not missing, f"names no running service exports: {missing}"
+    assert not unlabelled, f"labels none of the named metrics carry: {unlabelled}"
