@@ -5,17 +5,17 @@
  * Framework-free: the dashboard is one user of it.
  */
 
-import { DEFAULT_BACKOFF, fullJitterDelay, type BackoffPolicy } from "./backoff";
-import { ClockSync } from "./clock";
-import { Emitter } from "./emitter";
-import { defaultEnvironment, type Environment, type TimerHandle } from "./environment";
-import { openEventSourceLink, openWebSocketLink, sseUrlFor, type Link, type LinkEvents, type Transport } from "./link";
-import { probeLiveness } from "./liveness";
-import { RateMeter, SampleWindow, type Percentiles } from "./metrics";
-import { CloseCode, type ErrorFrame, type GapFrame, type MsgFrame, type ServerFrame, type SubscribeFrame } from "./protocol";
-import { TraceReporter } from "./reporter";
-import { canTransition, type ConnectionState } from "./state";
-import { SubscriptionBook } from "./subscriptions";
+import { DEFAULT_BACKOFF, fullJitterDelay, type BackoffPolicy } from "./backoff.ts";
+import { ClockSync } from "./clock.ts";
+import { Emitter } from "./emitter.ts";
+import { defaultEnvironment, type Environment, type TimerHandle } from "./environment.ts";
+import { openEventSourceLink, openWebSocketLink, sseUrlFor, type Link, type LinkEvents, type Transport } from "./link.ts";
+import { probeLiveness } from "./liveness.ts";
+import { RateMeter, SampleWindow, type Percentiles } from "./metrics.ts";
+import { CloseCode, type ErrorFrame, type GapFrame, type MsgFrame, type ServerFrame, type SubscribeFrame } from "./protocol.ts";
+import { TraceReporter } from "./reporter.ts";
+import { canTransition, type ConnectionState } from "./state.ts";
+import { SubscriptionBook } from "./subscriptions.ts";
 
 export interface TickwireOptions {
   /** Gateway WebSocket URLs (ws://host:port/ws), tried in order and in turn on failure. */

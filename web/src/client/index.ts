@@ -1,10 +1,10 @@
 /** Public surface of the Tickwire browser client. */
 
-export { TickwireClient, type ClientEvents, type ClientStats, type ConnectionRecord, type TickwireOptions } from "./client";
-export { DEFAULT_BACKOFF, backoffCeiling, fullJitterDelay, type BackoffPolicy } from "./backoff";
-export type { ConnectionState } from "./state";
-export type { Environment, EventSourceConstructor, FetchLike, Timers, WebSocketConstructor } from "./environment";
-export type { GapFrame, MsgFrame, ErrorFrame } from "./protocol";
-export type { Percentiles } from "./metrics";
-export { httpUrlFor } from "./link";
-export { topicMatches } from "./topics";
+export { TickwireClient, type ClientEvents, type ClientStats, type ConnectionRecord, type TickwireOptions } from "./client.ts";
+export { DEFAULT_BACKOFF, backoffCeiling, fullJitterDelay, type BackoffPolicy } from "./backoff.ts";
+export type { ConnectionState } from "./state.ts";
+export type { Environment, EventSourceConstructor, FetchLike, Timers, WebSocketConstructor } from "./environment.ts";
+export type { GapFrame, MsgFrame, ErrorFrame } from "./protocol.ts";
+export type { Percentiles } from "./metrics.ts";
+export { httpUrlFor } from "./link.ts";
+export { topicMatches } from "./topics.ts";

@@ -4,8 +4,8 @@
  * A link reports at most one `closed`, and nothing at all after the client closed it itself.
  */
 
-import type { EventSourceConstructor, WebSocketConstructor } from "./environment";
-import { CloseCode, parseServerFrame, parseSseData, type ClientFrame, type ServerFrame } from "./protocol";
+import type { EventSourceConstructor, WebSocketConstructor } from "./environment.ts";
+import { CloseCode, parseServerFrame, parseSseData, type ClientFrame, type ServerFrame } from "./protocol.ts";
 
 export type Transport = "ws" | "sse";
 

@@ -6,8 +6,8 @@
  * the SSE fallback is for.
  */
 
-import type { FetchLike, Timers } from "./environment";
-import { httpUrlFor } from "./link";
+import type { FetchLike, Timers } from "./environment.ts";
+import { httpUrlFor } from "./link.ts";
 
 export type Liveness = "answers" | "down";
 

@@ -4,8 +4,8 @@
  * since the previous report.
  */
 
-import { percentile } from "./metrics";
-import type { Receipt, ReportFrame } from "./protocol";
+import { percentile } from "./metrics.ts";
+import type { Receipt, ReportFrame } from "./protocol.ts";
 
 /** The gateway refuses reports with more receipts than this (services/protocol.py). */
 export const MAX_RECEIPTS = 1000;

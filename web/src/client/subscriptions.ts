@@ -8,7 +8,7 @@
  * one matched by two overlapping patterns) is dropped and the application sees it once.
  */
 
-import { topicMatches } from "./topics";
+import { topicMatches } from "./topics.ts";
 
 interface Subscription {
   /** Highest seq seen on this subscription, or null before any message. */
