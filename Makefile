@@ -17,7 +17,7 @@ run: deps system web
 	$(BIN)/tickwire up
 
 test: deps web bench-node
-	tools/ensure-system.sh redis-server chromium nginx
+	tools/ensure-system.sh redis-server chromium nginx prometheus
 	cd web && npm test --silent
 	$(BIN)/pytest
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the system programs Tickwire needs when they are missing, through apt-get.
-# Usage: tools/ensure-system.sh redis-server [chromium] [nginx]
+# Usage: tools/ensure-system.sh redis-server [chromium] [nginx] [prometheus]
 set -euo pipefail
 
 declare -A package=([redis-server]=redis-server [chromium]=chromium [nginx]=nginx-light)

@@ -12,8 +12,11 @@ import asyncio
 import contextlib
 import json
 import re
-from collections.abc import Iterable, Iterator
+import shutil
+import subprocess
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,7 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Backend
 from tests.deploy.project import OVERLAYS, ROOT, kubectl, load_compose, render_overlay
-from tests.stack import Services
+from tests.stack import Service, Services
 from tests.waiting import eventually
 from tickwire.localservers import free_port
 
@@ -303,15 +306,24 @@ def evaluate(query: str, series: list[Series]) -> dict[tuple[str, ...], float]:
     return {k: float(combine(v)) for k, v in groups.items()}
 
 
+@dataclass(frozen=True)
+class Running:
+    gateway_text: str
+    ingest_text: str
+    gateway: Service
+    ingest: Service
+    ingest_port: int
+
+
 @pytest.fixture
-async def running(services: Services, backend: Backend) -> Iterator[tuple[str, str]]:
+async def running(services: Services, backend: Backend) -> AsyncIterator[Running]:
     """A real gateway with two WebSocket clients (and one it closed 1008 for a frame flood, so
     its closes counter has a `code`), and a real ingest holding stream md:ticks: their
     /metrics texts once the gateway counts both clients."""
     async with aioredis.from_url(backend.redis_url) as redis:
         await redis.xadd("md:ticks", {"symbol": "AAPL", "data": "{}"})
     metrics_port = free_port()
-    services.ingest(TICKWIRE_INGEST_METRICS_PORT=str(metrics_port))
+    ingest = services.ingest(TICKWIRE_INGEST_METRICS_PORT=str(metrics_port))
     gateway = services.gateway(TICKWIRE_MAX_FRAMES_PER_SECOND="2")
     await gateway.ready()
     async with websockets.connect(gateway.ws_url) as flood:
@@ -341,17 +353,17 @@ async def running(services: Services, backend: Backend) -> Iterator[tuple[str, s
                     and 'tickwire_ingest_lag{stream="md:ticks"}' in texts["ingest"])
 
         await eventually(both_ready, within=20, every=0.1, what="two connections and a held stream on /metrics")
-        yield texts["gateway"], texts["ingest"]
+        yield Running(texts["gateway"], texts["ingest"], gateway, ingest, metrics_port)
 
 
 @pytest.mark.slow
-async def test_adapter_rules_serve_the_hpa_from_a_real_scrape(running: tuple[str, str]) -> None:
+async def test_adapter_rules_serve_the_hpa_from_a_real_scrape(running: Running) -> None:
     """1. A real gateway (two clients) and ingest are scraped, their series labelled as the
     PodMonitors would. 2. For each adapter rule: its seriesQuery selects gateway series; the
     labels it maps to resources are on them; its metricsQuery, expanded as the adapter does
     for the HPA's pods, gives each pod its value (2 connections, a lag ≥ 0). 3. Every custom
     metric of the HPA is a Pods metric some rule serves under that name."""
-    gateway_text, ingest_text = running
+    gateway_text, ingest_text = running.gateway_text, running.ingest_text
     for overlay in OVERLAYS:
         objects = render_overlay(overlay)
         pod = "gateway-7d9f-abcde"
@@ -380,14 +392,14 @@ async def test_adapter_rules_serve_the_hpa_from_a_real_scrape(running: tuple[str
 
 
 @pytest.mark.slow
-async def test_alerts_and_dashboard_name_only_exported_metrics(running: tuple[str, str]) -> None:
+async def test_alerts_and_dashboard_name_only_exported_metrics(running: Running) -> None:
     """1. Real gateway and ingest processes are scraped. 2. Every tickwire_* name in an alert
     expression, an adapter rule and a dashboard query is one of the names they export (a
     typo or a renamed metric would leave a panel empty or an alert silent forever). 3. Every
     label an expression groups by or matches on is one its metrics carry, or one Prometheus
     adds to every target."""
-    exported = exported_names(running[0]) | exported_names(running[1])
-    labels = {**exported_labels(running[1]), **exported_labels(running[0])}
+    exported = exported_names(running.gateway_text) | exported_names(running.ingest_text)
+    labels = {**exported_labels(running.ingest_text), **exported_labels(running.gateway_text)}
     everywhere = {"instance", "job", "namespace", "pod", "container", "endpoint"}
     expressions: dict[str, list[str]] = {"dashboard": dashboard_expressions()}
     for overlay in OVERLAYS:
@@ -407,3 +419,105 @@ async def test_alerts_and_dashboard_name_only_exported_metrics(running: tuple[st
                 unlabelled[expr] = sorted(labels_used(expr) - carried)
     assert not missing, f"names no running service exports: {missing}"
     assert not unlabelled, f"labels none of the named metrics carry: {unlabelled}"
+
+
+# ---- live, through a real Prometheus (Debian's `prometheus` package) -------------------------
+
+PROMETHEUS = shutil.which("prometheus")
+POD = {"gateway": "gateway-7d9f-abcde", "ingest": "ingest-5c4b-fghij"}
+
+
+@contextlib.contextmanager
+def prometheus(workdir: Path, targets: dict[str, str], namespace: str, rules: dict[str, Any]) -> Iterator[str]:
+    """Prometheus scraping ``targets`` (service → host:port) every second with the labels a
+    PodMonitor gives, evaluating ``rules``; its URL for the block's duration."""
+    (workdir / "rules.yml").write_text(yaml.safe_dump(rules), encoding="utf-8")
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": ["rules.yml"],
+        "scrape_configs": [
+            {"job_name": f"{namespace}/{service}",
+             "static_configs": [{"targets": [target], "labels": {"namespace": namespace, "pod": POD[service]}}]}
+            for service, target in targets.items()
+        ],
+    }
+    (workdir / "prometheus.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    port = free_port()
+    assert PROMETHEUS is not None
+    with open(workdir / "prometheus.log", "wb") as log:
+        proc = subprocess.Popen(
+            [PROMETHEUS, f"--config.file={workdir / 'prometheus.yml'}", f"--storage.tsdb.path={workdir / 'tsdb'}",
+             f"--web.listen-address=127.0.0.1:{port}"], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+async def query(http: httpx.AsyncClient, url: str, expr: str) -> list[dict[str, Any]]:
+    answer = (await http.get(f"{url}/api/v1/query", params={"query": expr}, timeout=5)).json()
+    assert answer["status"] == "success", f"{expr}: {answer}"
+    result: list[dict[str, Any]] = answer["data"]["result"]
+    return result
+
+
+async def alert_states(http: httpx.AsyncClient, url: str) -> dict[str, dict[str, Any]]:
+    groups = (await http.get(f"{url}/api/v1/rules", timeout=5)).json()["data"]["groups"]
+    return {r["name"]: r for g in groups for r in g["rules"]}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(PROMETHEUS is None, reason="no prometheus (Debian package `prometheus`: `make test` installs it)")
+async def test_a_real_prometheus_evaluates_the_adapter_rules_alerts_and_panels(running: Running,
+                                                                                tmp_path: Path) -> None:
+    """1. A real Prometheus scrapes the gateway and ingest every second, labelled as the
+    PodMonitors label them, and loads the rendered PrometheusRule. 2. The adapter's queries,
+    expanded for the gateway's pod, answer its 2 connections and its lag. 3. Every dashboard
+    query evaluates; all but the 4008 one (none happened) return series. 4. On this healthy
+    stack every alert evaluates without error and none fires. 5. ingest stopped: the
+    no-lease-holder alert turns pending."""
+    objects = render_overlay("prod")
+    namespace = named(objects, "Deployment", "gateway")["metadata"]["namespace"]
+    (rule,) = of_kind(objects, "PrometheusRule")
+    targets = {"gateway": running.gateway.url.removeprefix("http://"), "ingest": f"127.0.0.1:{running.ingest_port}"}
+    with prometheus(tmp_path, targets, namespace, rule["spec"]) as url:
+        async with httpx.AsyncClient() as http:
+
+            async def scraped_thrice() -> bool:
+                try:
+                    up = await query(http, url, "count_over_time(up[1m]) >= 3 and up == 1")
+                    states = await alert_states(http, url)
+                except (httpx.TransportError, ValueError):
+                    return False
+                # lastEvaluation is RFC 3339, year 0001 until the first evaluation.
+                return len(up) == 2 and all(r["lastEvaluation"] > "2000" for r in states.values())
+
+            await eventually(scraped_thrice, within=30, every=0.25, what="both targets scraped three times")
+            for adapter_rule in adapter_rules(objects):
+                name = re.fullmatch(r"(\w+)\{.*\}", adapter_rule["seriesQuery"]).group(1)  # type: ignore[union-attr]
+                expr = (adapter_rule["metricsQuery"].replace("<<.Series>>", name)
+                        .replace("<<.LabelMatchers>>", f'namespace="{namespace}",pod=~"{POD["gateway"]}"')
+                        .replace("<<.GroupBy>>", "pod"))
+                (answer,) = await query(http, url, expr)
+                assert answer["metric"] == {"pod": POD["gateway"]}
+                if name == "tickwire_connections":
+                    assert float(answer["value"][1]) == 2
+            for expr in dashboard_expressions():
+                result = await query(http, url, expr)
+                assert result or 'code="4008"' in expr, f"panel query returns nothing: {expr}"
+            states = await alert_states(http, url)
+            assert set(states) >= {"TickwireNoLeaseHolder", "TickwireJetStreamDown"}
+            for name, state in states.items():
+                assert state["health"] == "ok", f"{name}: {state.get('lastError')}"
+                assert state["state"] == "inactive", f"{name} fires on a healthy stack"
+            running.ingest.stop()
+
+            async def no_holder_pending() -> bool:
+                return (await alert_states(http, url))["TickwireNoLeaseHolder"]["state"] in ("pending", "firing")
+
+            await eventually(no_holder_pending, within=20, every=0.25, what="TickwireNoLeaseHolder pending")
