@@ -1,7 +1,8 @@
 """The runner's side of the client processes: start, command by lines, read results.
 
-Two load clients speak the same line protocol: ``node`` (bench/node/client.mjs, the npm
-package ``ws``: a client that is not ours, the default for streaming runs) and ``python``
+Three load clients speak the same line protocol: ``node`` (bench/node/client.mjs, the npm
+package ``ws``: a client that is not ours, the default for streaming runs), ``browser``
+(bench/browser.py: the same adapters in a headless Chromium page) and ``python``
 (bench/clients.py, websockets + orjson, which also fails over for the failover scenario).
 Connections are spread over a few processes so that no one of them is the bottleneck;
 each reports its own CPU so the report can flag a saturated one.
@@ -27,7 +28,7 @@ log = logging.getLogger("tickwire.bench")
 
 READY_TIMEOUT = 180.0
 SATURATED = 0.9  # a client process busier than this share of a core may be the bottleneck
-CLIENTS = ("node", "python")
+CLIENTS = ("node", "browser", "python")
 NODE_DIR = ROOT / "bench" / "node"
 
 
@@ -45,7 +46,7 @@ def ensure_node_client() -> None:
 def _argv(client: str) -> list[str]:
     if client == "node":
         return [shutil.which("node") or "node", str(NODE_DIR / "client.mjs")]
-    return [sys.executable, "-m", "bench.clients"]
+    return [sys.executable, "-m", "bench.browser" if client == "browser" else "bench.clients"]
 
 
 class ClientProc:

@@ -55,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--duration", type=float, default=None, help="seconds of producing per run")
     bench.add_argument("--idle", type=int, default=None, help="idle connections for the idle scenario")
     bench.add_argument("--client-procs", type=int, default=None, help="client processes per run")
-    bench.add_argument("--client", choices=("node", "python"), default=None,
+    bench.add_argument("--client", choices=("node", "browser", "python"), default=None,
                        help="load client of the streaming runs (default node: the npm package ws)")
     bench.add_argument("--report", action="store_true",
                        help="only regenerate docs/benchmarks.md and its plot from the last results")

@@ -1,4 +1,4 @@
-"""``tickwire bench``: its quick run with the Node client, and the Python client, end to end."""
+"""``tickwire bench``: its quick run with the Node client, and the Python and browser clients, end to end."""
 
 from __future__ import annotations
 
@@ -49,19 +49,23 @@ async def test_quick_bench_with_the_node_client_sees_every_message(tmp_path: Pat
     assert time.monotonic() - started < 280
 
 
-async def test_python_client_is_still_an_option(tmp_path: Path) -> None:
-    """1. Broadcast, Tickwire and the FastAPI baseline, 5 clients of the Python client,
-    200 entries/s for 3 s; 2. nothing was lost; 3. within a minute."""
+@pytest.mark.parametrize("client", ["python", "browser"])
+async def test_the_other_load_clients(client: str, tmp_path: Path) -> None:
+    """1. Broadcast, Tickwire and the FastAPI baseline, 5 connections of the Python client
+    (websockets) or of a headless Chromium page (the browser's own WebSocket), 200 entries/s
+    for 3 s; 2. every message arrived once, with its latency; 3. within 150 s on a loaded machine."""
     started = time.monotonic()
-    options = Options(scenarios=("broadcast",), systems=("tickwire", "fastapi"), client="python", clients=5,
+    options = Options(scenarios=("broadcast",), systems=("tickwire", "fastapi"), client=client, clients=5,
                       rates=(200,), duration=3.0, procs=1, results_dir=tmp_path)
     result = await run(options)
 
     rows = result["broadcast"]
-    assert [r["system"] for r in rows] == ["tickwire", "fastapi"]
+    # A rate that missed its p99 on a busy machine is tried again: one row per try.
+    assert list(dict.fromkeys(r["system"] for r in rows)) == ["tickwire", "fastapi"]
     for row in rows:
-        assert row["load_client"] == "python"
+        assert row["load_client"] == client and row["connected"] == 5
         assert row["expected"] == 5 * row["sent"] > 0
         assert row["loss"] == 0 and row["received"] == row["expected"], row
+        assert row["duplicates"] == (None if client == "python" else 0), row
         assert row["p99_ms"] is not None and row["server_cpu"]
-    assert time.monotonic() - started < 60
+    assert time.monotonic() - started < 150
