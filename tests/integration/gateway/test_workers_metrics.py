@@ -15,10 +15,10 @@ import nats
 import websockets
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.localservers import free_port
 from tests.conftest import Backend
 from tests.stack import Service, Services
 from tests.waiting import eventually
+from tickwire.localservers import free_port
 
 MESSAGES = 5
 
