@@ -215,6 +215,34 @@ def test_public_ingress_routes_neither_metrics_nor_the_internal_api(objects: Obj
         assert not routed(ingress, internal), internal
 
 
+def test_dashboard_is_provisioned_in_compose_as_grafana_reads_it() -> None:
+    """1. The dashboard's panels have unique ids, do not overlap, and query the data source
+    variable it defines. 2. Compose mounts the provisioning folder where Grafana reads it and
+    the dashboards folder where the provider looks. 3. The data source is compose's
+    Prometheus on its port."""
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource" and variables["datasource"]["query"] == "prometheus"
+    ids, cells = set(), set()
+    for panel in dashboard["panels"]:
+        assert panel["id"] not in ids
+        ids.add(panel["id"])
+        x, y, w, h = (panel["gridPos"][k] for k in "xywh")
+        area = {(col, row) for col in range(x, x + w) for row in range(y, y + h)}
+        assert not area & cells, f"panel {panel['title']} overlaps another"
+        cells |= area
+        assert all(t["datasource"]["uid"] == "${datasource}" for t in panel["targets"]), panel["title"]
+    compose = load_compose()["services"]
+    mounts = dict(str(v).rsplit(":", 1)[0].split(":", 1) for v in compose["grafana"]["volumes"])
+    assert mounts["./deploy/grafana/provisioning"] == "/etc/grafana/provisioning"
+    provisioning = ROOT / "deploy" / "grafana" / "provisioning"
+    (provider,) = yaml.safe_load((provisioning / "dashboards" / "tickwire.yml").read_text())["providers"]
+    assert mounts["./deploy/grafana/dashboards"] == provider["options"]["path"]
+    (source,) = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())["datasources"]
+    assert source["type"] == "prometheus" and source["url"] == "http://prometheus:9090"
+    assert any(str(p).endswith(":9090") for p in compose["prometheus"]["ports"])
+
+
 # ---- live: real processes scraped, the queries evaluated on what they export ----------------
 
 
