@@ -28,7 +28,6 @@ import socket
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from types import FrameType
@@ -98,8 +97,8 @@ def run_workers(settings: GatewaySettings, workers: int, target: Target) -> int:
     with _metrics_dir() as folder, _signals_recorded() as (received, wake):
         procs: list[BaseProcess] = [
             context.Process(target=_worker, name=f"gateway-w{i}",
-                            args=(target, replace(settings, node=f"{settings.node}-w{i}", metrics_dir=folder),
-                                  sock, level))
+                            args=(target, settings.model_copy(update={"node": f"{settings.node}-w{i}",
+                                                                      "metrics_dir": folder}), sock, level))
             for i in range(workers)
         ]
 

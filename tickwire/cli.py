@@ -1,6 +1,8 @@
-"""The ``tickwire`` command: the only place that reads ``os.environ``.
+"""The ``tickwire`` command: one subcommand per service or tool.
 
-Each subcommand builds its service's settings once and passes them down.
+``main`` is the only reader of ``os.environ`` in Tickwire's code (the OpenTelemetry SDK
+reads its own ``OTEL_*``): each subcommand builds its settings once, from that environment
+and its flags, and passes them down.
 """
 
 from __future__ import annotations
@@ -9,12 +11,14 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import uvloop
 
 from services.lifecycle import configure_logging
-from services.settings import GatewaySettings, IngestSettings, SettingsError, SimulatorSettings
+from services.settings import GatewaySettings, IngestSettings, ProcessSettings, SettingsError
+from tickwire.settings import SimulatorSettings, UpSettings
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -78,53 +82,63 @@ def _duration(raw: str) -> float:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # The process environment is read here and nowhere else: what runs below gets settings
+    # built from it (and the flags), or this copy to hand on to its children.
     env = dict(os.environ)
-    configure_logging(f"tickwire-{args.command}", env.get("TICKWIRE_LOG_LEVEL", "INFO"))
     try:
         return _dispatch(args, env)
     except SettingsError as exc:
-        print(f"tickwire: bad configuration: {exc}", file=sys.stderr)  # noqa: T201
+        print(f"tickwire: bad configuration:\n  {exc}", file=sys.stderr)  # noqa: T201
         return 2
     except KeyboardInterrupt:
         return 130
 
 
-def _dispatch(args: argparse.Namespace, env: dict[str, str]) -> int:
-    if args.command == "up":
-        from tickwire.supervisor import Supervisor, UpOptions
+def _given(**flags: Any) -> dict[str, Any]:
+    """The flags that were passed: one left out keeps the environment's value."""
+    return {name: value for name, value in flags.items() if value is not None}
 
-        options = UpOptions(
-            gateways=args.gateways, first_port=args.port, simulator=not args.no_simulator, state_dir=args.state_dir
+
+def _logging(command: str, settings: ProcessSettings) -> None:
+    configure_logging(f"tickwire-{command}", settings.log_level)
+
+
+def _dispatch(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    if args.command == "up":
+        from tickwire.supervisor import Supervisor
+
+        up = UpSettings.from_env(
+            env, gateways=args.gateways, first_port=args.port, simulator=not args.no_simulator, state_dir=args.state_dir
         )
-        return asyncio.run(Supervisor(options, env).run())
+        _logging(args.command, up)
+        return asyncio.run(Supervisor(up, env).run())
     if args.command == "ingest":
         from ingest.service import run as run_ingest
 
+        ingest = IngestSettings.from_env(env)
+        _logging(args.command, ingest)
         # uvloop: most of ingest's CPU is socket writes to NATS and Redis (docs/benchmarks.md).
-        uvloop.run(run_ingest(IngestSettings.from_env(env)))
+        uvloop.run(run_ingest(ingest))
         return 0
     if args.command == "gateway":
         from gateway.server import serve
 
-        if args.host is not None:
-            env["TICKWIRE_HOST"] = args.host
-        if args.port is not None:
-            env["TICKWIRE_PORT"] = str(args.port)
-        return serve(GatewaySettings.from_env(env), workers=args.workers)
+        gateway = GatewaySettings.from_env(env, **_given(host=args.host, port=args.port))
+        _logging(args.command, gateway)
+        return serve(gateway, workers=args.workers)
     if args.command == "simulate":
         from tickwire.simulator import run as run_simulator
 
-        if args.symbols is not None:
-            env["TICKWIRE_SIM_SYMBOLS"] = str(args.symbols)
-        if args.rate is not None:
-            env["TICKWIRE_SIM_RATE"] = str(args.rate)
-        uvloop.run(run_simulator(SimulatorSettings.from_env(env)))
+        simulator = SimulatorSettings.from_env(env, **_given(symbols=args.symbols, rate=args.rate))
+        _logging(args.command, simulator)
+        uvloop.run(run_simulator(simulator))
         return 0
     if args.command == "token":
         from services.subjects import TopicError
         from services.tokens import issue
 
-        secret = env.get("TICKWIRE_JWT_SECRET", "")
+        # The gateway's settings: the token is signed with the secret the gateway verifies with.
+        secret = GatewaySettings.from_env(env).jwt_secret
         if not secret:
             raise SettingsError("TICKWIRE_JWT_SECRET is not set: `tickwire token` signs with it")
         topics = [t.strip() for t in args.topics.split(",") if t.strip()]
@@ -138,6 +152,7 @@ def _dispatch(args: argparse.Namespace, env: dict[str, str]) -> int:
         from bench.cli import options_from_args
         from bench.runner import main as run_bench
 
+        _logging(args.command, ProcessSettings.from_env(env))
         return run_bench(options_from_args(args), report_only=args.report)
     raise AssertionError(args.command)
 

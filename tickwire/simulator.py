@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from services.connections import open_redis
 from services.hops import now_us
 from services.lifecycle import stop_on_signals
-from services.settings import SimulatorSettings
 from services.telemetry import ATTR_STREAM, ATTR_TOPIC, SIMULATOR, SpanKind, Tracer, traceparent_of, tracing
 from tickwire.producer import entry_fields, stream_key
+from tickwire.settings import SimulatorSettings
 
 log = logging.getLogger(__name__)
 

@@ -10,30 +10,25 @@ process behind.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import sys
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 from services.lifecycle import stop_on_signals
 from services.redact import redact
 from tickwire.localservers import free_port, nats_argv, port_in_use, redis_argv
+from tickwire.settings import UpSettings
 
 log = logging.getLogger("tickwire.up")
+T = TypeVar("T")
 
 STOP_TIMEOUT = 15.0
 RESTART_BACKOFF_MAX = 10.0
 WEB_DIST = Path(__file__).resolve().parent.parent / "web" / "dist"
-
-
-@dataclass(frozen=True)
-class UpOptions:
-    gateways: int = 1
-    first_port: int = 8080
-    simulator: bool = True
-    state_dir: str = ".tickwire"
 
 
 @dataclass
@@ -69,7 +64,7 @@ class Child:
             await proc.wait()
 
 
-def sibling_env(ports: list[int], env: dict[str, str]) -> dict[str, str]:
+def sibling_env(ports: list[int], env: Mapping[str, str]) -> dict[str, str]:
     """What lets the dashboard of one local replica fail over to the others directly: the
     list of all of them for the page (``/api/dashboard``), and each one's allowance of the
     others' pages (an explicit origin list replaces the same-origin default, so the page's
@@ -85,61 +80,68 @@ def sibling_env(ports: list[int], env: dict[str, str]) -> dict[str, str]:
 
 
 class Supervisor:
-    def __init__(self, options: UpOptions, env: dict[str, str]) -> None:
-        self.options = options
-        self.env = env
-        self.state = Path(options.state_dir).resolve()
+    """Runs the stack of ``settings`` until stopped; ``environ`` is the environment every
+    child starts from (the CLI's copy, never changed), with each child's own settings on top."""
+
+    def __init__(self, settings: UpSettings, environ: Mapping[str, str]) -> None:
+        self.settings = settings
+        self.environ = environ
+        self.state = Path(settings.state_dir).resolve()
+        self.redis_url = settings.redis_url  # a local server's once started, when none is given
+        self.nats_url = settings.nats_url
         self.children: list[Child] = []
         self.stop = asyncio.Event()
 
     def _tickwire(self, name: str, *args: str, port: int | None = None, **extra: str) -> Child:
-        env = {**self.env, **extra}
+        env = {**self.environ, "REDIS_URL": self.redis_url, "NATS_URL": self.nats_url, **extra}
         return Child(name, [sys.executable, "-m", "tickwire.cli", *args], env, port)
 
-    async def _backends(self) -> list[Child]:
-        """Local redis/nats children for whichever URL the environment does not give."""
+    def _backends(self) -> list[Child]:
+        """Local redis/nats children for whichever URL the settings do not give."""
         servers = []
-        if not self.env.get("REDIS_URL"):
+        if not self.redis_url:
             port = free_port()
             (self.state / "redis").mkdir(parents=True, exist_ok=True)
             servers.append(
-                Child("redis-server", redis_argv(port, self.state / "redis"), dict(self.env), port, quiet=True)
+                Child("redis-server", redis_argv(port, self.state / "redis"), dict(self.environ), port, quiet=True)
             )
-            self.env["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
-        if not self.env.get("NATS_URL"):
+            self.redis_url = f"redis://127.0.0.1:{port}/0"
+        if not self.nats_url:
             port = free_port()
             (self.state / "nats").mkdir(parents=True, exist_ok=True)
-            servers.append(Child("nats-server", nats_argv(port, self.state / "nats"), dict(self.env), port, quiet=True))
-            self.env["NATS_URL"] = f"nats://127.0.0.1:{port}"
+            servers.append(
+                Child("nats-server", nats_argv(port, self.state / "nats"), dict(self.environ), port, quiet=True)
+            )
+            self.nats_url = f"nats://127.0.0.1:{port}"
         return servers
 
     def _services(self) -> list[Child]:
-        web = {"TICKWIRE_WEB_DIR": str(WEB_DIST)} if "TICKWIRE_WEB_DIR" not in self.env else {}
+        web_dir = self.settings.web_dir or str(WEB_DIST)
         children = [self._tickwire("ingest", "ingest")]
-        ports = [self.options.first_port + i for i in range(self.options.gateways)]
-        siblings = sibling_env(ports, self.env)
+        first = self.settings.first_port
+        ports = [first + i for i in range(self.settings.gateways)]
+        siblings = sibling_env(ports, self.environ)
         for i, port in enumerate(ports):
             children.append(
                 self._tickwire(
                     f"gateway-{i + 1}", "gateway", "--port", str(port), port=port, TICKWIRE_NODE=f"gw-{i + 1}",
-                    **web, **siblings,
+                    TICKWIRE_WEB_DIR=web_dir, **siblings,
                 )
             )
-        if self.options.simulator:
+        if self.settings.simulator:
             children.append(self._tickwire("simulator", "simulate"))
         return children
 
     async def run(self) -> int:
-        busy = [
-            p for p in range(self.options.first_port, self.options.first_port + self.options.gateways) if port_in_use(p)
-        ]
+        first = self.settings.first_port
+        busy = [p for p in range(first, first + self.settings.gateways) if port_in_use(p)]
         if busy:
             log.error("port(s) %s already in use: stop what listens there or pass --port", busy)
             return 1
         self.state.mkdir(parents=True, exist_ok=True)
         with stop_on_signals(self.stop):
             try:
-                servers = await self._backends()
+                servers = self._backends()
                 for child in servers:
                     await self._start(child)
                     await self._await_port(child)
@@ -170,40 +172,43 @@ class Supervisor:
         lines = [f"  dashboard  http://127.0.0.1:{gateways[0].port}/" if gateways else ""]
         lines += [f"  {c.name:<10} ws://127.0.0.1:{c.port}/ws" for c in gateways]
         lines += [
-            f"  redis      {redact(self.env['REDIS_URL'])}",
-            f"  nats       {redact(self.env['NATS_URL'])}",
+            f"  redis      {redact(self.redis_url)}",
+            f"  nats       {redact(self.nats_url)}",
             f"  state      {self.state}",
             "  Ctrl-C stops everything.",
         ]
         log.info("Tickwire is up:\n%s", "\n".join(line for line in lines if line))
 
     async def _watch(self) -> None:
-        """Until stop: report any child that exits and restart it with backoff."""
-        while not self.stop.is_set():
-            waits = {asyncio.ensure_future(c.proc.wait()): c for c in self.children if c.proc}
-            stopper = asyncio.ensure_future(self.stop.wait())
-            done, pending = await asyncio.wait([*waits, stopper], return_when=asyncio.FIRST_COMPLETED)
-            for fut in pending:
-                fut.cancel()
-            if self.stop.is_set():
+        """Until stop: each child watched by its own task, all owned here."""
+        async with asyncio.TaskGroup() as group:
+            for child in self.children:
+                group.create_task(self._keep(child), name=f"keep {child.name}")
+
+    async def _keep(self, child: Child) -> None:
+        """Until stop: report the child whenever it exits and restart it with backoff."""
+        assert child.proc is not None
+        while (code := await self._unless_stopped(child.proc.wait())) is not None:
+            child.restarts += 1
+            delay = min(RESTART_BACKOFF_MAX, 0.5 * 2**child.restarts)
+            log.error(
+                "%s exited with code %s; restarting in %.1fs (restart %d)", child.name, code, delay, child.restarts
+            )
+            if await self._unless_stopped(asyncio.sleep(delay, result=True)) is None:
                 return
-            for fut in done:
-                child = waits.get(fut)
-                if child is None:
-                    continue
-                child.restarts += 1
-                delay = min(RESTART_BACKOFF_MAX, 0.5 * 2**child.restarts)
-                log.error(
-                    "%s exited with code %s; restarting in %.1fs (restart %d)",
-                    child.name,
-                    fut.result(),
-                    delay,
-                    child.restarts,
-                )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stop.wait(), delay)
-                if not self.stop.is_set():
-                    await self._start(child)
+            await self._start(child)
+
+    async def _unless_stopped(self, work: Coroutine[Any, Any, T]) -> T | None:
+        """``work``'s result, or None as soon as stop is set; neither waiter outlives the call."""
+        task = asyncio.ensure_future(work)
+        stopped = asyncio.ensure_future(self.stop.wait())
+        try:
+            await asyncio.wait((task, stopped), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in (task, stopped):
+                waiter.cancel()
+            await asyncio.gather(task, stopped, return_exceptions=True)
+        return task.result() if not task.cancelled() else None
 
     async def _stop_all(self) -> None:
         # Reverse start order: simulator and gateways first, the backends last.

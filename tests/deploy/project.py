@@ -1,6 +1,6 @@
 """What the deploy files are checked against: the code's own names, read without importing it.
 
-The environment variables a service reads are the names in ``_get(env, "NAME", …)`` and
+The environment variables a service reads are the names in ``env_var("NAME", …)`` and
 ``env.get("NAME")`` calls in ``services/``, ``ingest/``, ``gateway/`` and ``tickwire/`` (found with ``ast``),
 plus the OpenTelemetry SDK's standard ``OTEL_*`` variables. The subcommands are the
 ``add_parser("…")`` calls in ``tickwire/cli.py``.
@@ -43,7 +43,7 @@ def env_names_read_by_code() -> frozenset[str]:
             if not isinstance(node, ast.Call):
                 continue
             func = node.func
-            is_get = isinstance(func, ast.Name) and func.id == "_get" and len(node.args) >= 2
+            is_setting = isinstance(func, ast.Name) and func.id == "env_var" and node.args
             is_env_get = (
                 isinstance(func, ast.Attribute)
                 and func.attr == "get"
@@ -51,7 +51,7 @@ def env_names_read_by_code() -> frozenset[str]:
                 and isinstance(func.value, ast.Name)
                 and func.value.id in ("env", "environ", "environment")
             )
-            arg = node.args[1] if is_get else (node.args[0] if is_env_get else None)
+            arg = node.args[0] if is_setting or is_env_get else None
             if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
                 names.add(arg.value)
     return frozenset(names)

@@ -27,12 +27,12 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
 
-from services.settings import SimulatorSettings
 from tests.conftest import Backend
 from tests.e2e.blocking_proxy import WebSocketBlockingProxy
 from tests.e2e.measure import CHART_SPAN, CLIPPED
 from tests.stack import ROOT, Service, Services
 from tickwire.localservers import free_port, port_in_use
+from tickwire.settings import SimulatorSettings
 from tickwire.simulator import run as simulate
 
 pytestmark = pytest.mark.slow

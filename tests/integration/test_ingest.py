@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 from collections import Counter
 from collections.abc import AsyncIterator
-from dataclasses import replace
 
 import nats
 import orjson
@@ -27,8 +26,10 @@ TRACE = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
 def settings(backend: Backend, replica: str = "a", bus: BusSettings | None = None, **kw: object) -> IngestSettings:
-    base = IngestSettings(bus=bus or backend.bus(), replica=replica, lease_ttl=1.5, rescan_interval=0.2, block_ms=100)
-    return replace(base, **kw)  # type: ignore[arg-type]
+    return IngestSettings(
+        **{"bus": bus or backend.bus(), "replica": replica, "lease_ttl": 1.5, "rescan_interval": 0.2, "block_ms": 100,
+           **kw}
+    )
 
 
 @contextlib.asynccontextmanager
@@ -139,7 +140,7 @@ async def test_high_water_mark_stops_a_late_redelivery(backend: Backend) -> None
     """1. a 1 s duplicate window; 2. five entries published and acked; 3. wait until JetStream
     no longer de-duplicates (a probe Msg-Id is accepted twice); 4. rewind the group (XGROUP SETID 0)
     so Redis re-delivers all five; 5. ingest skips them: MD still holds them once."""
-    bus = replace(backend.bus(), duplicate_window=1.0)
+    bus = backend.bus().model_copy(update={"duplicate_window": 1.0})
     async with clients(backend) as (redis, js):
         ids = [(await redis.xadd("md:ticks", {"data": str(i)})).decode() for i in range(5)]
         async with running(settings(backend, bus=bus)) as (ingest, _):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 
 import httpx
 import pytest
@@ -112,7 +111,7 @@ async def test_full_outbound_buffer_means_wait_and_retry(backend: Backend, caplo
     ingest's connection seen down; 3. 40 entries XADDed: the buffer fills, OutboundBufferLimitError
     is raised and retried; 4. NATS back: all 40 in MD once, in order, nothing dead-lettered."""
     _, nats_proc = local(backend)
-    bus = replace(backend.bus(), nats_pending_bytes=600)
+    bus = backend.bus().model_copy(update={"nats_pending_bytes": 600})
     async with clients(backend) as (redis, js), running(settings(backend, bus=bus)) as (ingest, _):
         warm = await add(redis, 1)
         await eventually(lambda: handled(ingest, warm[-1]), what="first entry")

@@ -82,14 +82,17 @@ def test_the_graph_sees_every_kind_of_import() -> None:
 
 
 def setting_names() -> set[str]:
-    tree = ast.parse((ROOT / "services" / "settings.py").read_text())
-    return {
-        node.args[1].value
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Call)
-        and getattr(node.func, "id", None) == "_get"
-        and isinstance(node.args[1], ast.Constant)
-    }
+    """The variable of every ``env_var("NAME", …)`` field, in the services' settings and the CLI's."""
+    names = set()
+    for path in (ROOT / "services" / "settings.py", ROOT / "tickwire" / "settings.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "id", None) == "env_var"
+                and isinstance(node.args[0], ast.Constant)
+            ):
+                names.add(node.args[0].value)
+    return names
 
 
 def test_every_setting_is_documented_in_the_readme() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from typing import Any
 
 import nats
@@ -36,8 +35,8 @@ async def start_gateway(backend: Backend) -> AsyncIterator[StartGateway]:
     running: list[tuple[uvicorn.Server, asyncio.Task[None]]] = []
 
     async def start(**overrides: Any) -> Gw:
-        settings = replace(
-            GatewaySettings(bus=backend.bus(), node=f"gw-{len(running) + 1}"), port=free_port(), **overrides
+        settings = GatewaySettings(
+            **{"bus": backend.bus(), "node": f"gw-{len(running) + 1}", "port": free_port(), **overrides}
         )
         app = create_app(settings)
         server = uvicorn.Server(config_for(settings, app))

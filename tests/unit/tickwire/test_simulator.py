@@ -7,9 +7,9 @@ import asyncio
 import orjson
 import redis.asyncio as aioredis
 
-from services.settings import SimulatorSettings
 from tests.conftest import Backend
 from tests.waiting import eventually
+from tickwire.settings import SimulatorSettings
 from tickwire.simulator import Market, run
 
 
