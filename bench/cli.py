@@ -40,7 +40,7 @@ def options_from_args(args: argparse.Namespace) -> Options:
         if not rates:
             raise SettingsError("--rates: give at least one rate")
         # One flag for every streaming sweep: what a user asking for rates means.
-        options = replace(options, rates=rates, selective_rates=rates, many_rate=rates[0])
+        options = replace(options, rates=rates, selective_rates=rates, many_rate=rates[0], browser_rates=rates)
     if args.duration:
         options = replace(options, duration=args.duration)
     if args.idle:

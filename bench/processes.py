@@ -90,6 +90,7 @@ def machine() -> dict[str, object]:
         "memory_gib": round(mem_kb / 1024 / 1024, 1),
         "python": platform.python_version(),
         "kernel": platform.release(),
+        "load_1m": round(os.getloadavg()[0], 1),  # other work on the machine when the run started
     }
 
 

@@ -48,13 +48,14 @@ def _stream_tables(title: str, rows: Sequence[dict[str, Any]]) -> str:
     detail = _table(
         ["system", "offered/s", "achieved/s", "expected", "received", "loss %", "gaps", "dups", "deliveries/s",
          "p50 ms", "p95 ms", "p99 ms", "max ms", "server CPU s", "deliveries per CPU-s", "per frontend CPU-s",
-         "frontend peak RSS MB", "client max core",
+         "frontend peak RSS MB", "client max core", "load",
          "pass"],
         [[r["system"], r["offered_rate"], r["achieved_rate"], r["expected"], r["received"], r["loss_pct"],
           r.get("gaps"), r.get("duplicates"),
           r["deliveries_per_s"], r["p50_ms"], r["p95_ms"], r["p99_ms"], r["max_ms"], r["server_cpu_total"],
           r["deliveries_per_cpu_s"], r.get("deliveries_per_frontend_cpu_s"), r["frontend_peak_rss_mb"],
           f"{100 * r['client']['max_core_share']:.0f}%" + (" SATURATED" if r["client"]["saturated"] else ""),
+          r.get("load_1m"),
           ("yes" if r["passed"] else "no") + ("" if r.get("try", 1) == 1 else f" (try {r['try']})")]
          for r in rows])
     cpu = _table(["system", "offered/s", "CPU seconds per server process"],
@@ -146,7 +147,8 @@ def bar(data: dict[str, Any]) -> str:
 def tables(data: dict[str, Any]) -> str:
     m = data.get("machine", {})
     out = [f"Machine: {m.get('nproc')} CPUs ({m.get('cpu')}), {m.get('memory_gib')} GiB, Python {m.get('python')}, "
-           f"Linux {m.get('kernel')}. Run {data.get('started')}, {data.get('elapsed_seconds')} s. "
+           f"Linux {m.get('kernel')}, load average {m.get('load_1m')} at the start (column `load`: at the end of "
+           f"each run). Run {data.get('started')}, {data.get('elapsed_seconds')} s. "
            f"Command: `{data.get('command')}`", ""]
     opts = data.get("options", {})
     client = {"node": "the Node.js `ws` client", "python": "the Python client"}.get(opts.get("client", "python"))
@@ -161,6 +163,9 @@ def tables(data: dict[str, Any]) -> str:
     if data.get("many"):
         out.append(_stream_tables(f"Many clients: {opts.get('many_clients'):,} clients subscribed to everything",
                                   data["many"]))
+    if data.get("browser"):
+        out.append(_stream_tables(f"Browser: {opts.get('clients')} connections of headless Chromium pages "
+                                  "subscribed to everything", data["browser"]))
     if data.get("idle"):
         out.append("### Idle connections on one frontend process\n\n" + _table(
             ["system", "connections", "connected", "failed", "set-up s", "connects/s", "handshake p50 ms",

@@ -27,14 +27,15 @@ from bench.systems import SYSTEMS
 log = logging.getLogger("tickwire.bench")
 
 RESULTS = ROOT / "bench-results"
-SCENARIOS = ("broadcast", "selective", "many", "idle", "failover", "ingest", "tracing")
+SCENARIOS = ("broadcast", "selective", "many", "browser", "idle", "failover", "ingest", "tracing")
 
 
 @dataclass
 class Options:
     """What to run. ``rates`` is the broadcast sweep; ``selective_rates`` the selective one
     (each client 10 symbols of 100, so a client gets a tenth of the rate); ``many``
-    broadcasts ``many_rate`` to ``many_clients``."""
+    broadcasts ``many_rate`` to ``many_clients``; ``browser`` broadcasts ``browser_rates`` to
+    ``clients`` connections of headless Chromium pages."""
 
     scenarios: tuple[str, ...] = SCENARIOS
     systems: tuple[str, ...] = SYSTEMS
@@ -44,6 +45,7 @@ class Options:
     selective_rates: tuple[float, ...] = (20000,)
     many_clients: int = 1_000
     many_rate: float = 100.0
+    browser_rates: tuple[float, ...] = (500, 2000)
     duration: float = 8.0
     idle_connections: int = 10_000
     failover_clients: int = 1_000
@@ -55,8 +57,8 @@ class Options:
     @classmethod
     def quick(cls) -> Options:
         return cls(scenarios=("broadcast",), clients=20, rates=(200, 1000), selective_rates=(2000,),
-                   many_clients=200, many_rate=50.0, duration=3.0, idle_connections=500, failover_clients=100,
-                   ingest_entries=20_000)
+                   many_clients=200, many_rate=50.0, browser_rates=(200,), duration=3.0, idle_connections=500,
+                   failover_clients=100, ingest_entries=20_000)
 
 
 async def run(options: Options) -> dict[str, Any]:
@@ -88,23 +90,22 @@ async def _run(options: Options) -> dict[str, Any]:
                                   "client": options.client, "clients": options.clients,
                                   "rates": list(options.rates), "selective_rates": list(options.selective_rates),
                                   "many_clients": options.many_clients, "many_rate": options.many_rate,
+                                  "browser_rates": list(options.browser_rates),
                                   "duration": options.duration, "procs": options.procs,
                                   "idle_connections": options.idle_connections,
                                   "failover_clients": options.failover_clients,
                                   "ingest_entries": options.ingest_entries}}
     started = time.monotonic()
     try:
-        # One sweep per scenario: (rates, clients, selective).
-        sweeps = {"broadcast": (options.rates, options.clients, False),
-                  "selective": (options.selective_rates, options.clients, True),
-                  "many": ((options.many_rate,), options.many_clients, False)}
-        for name, (rates, clients, selective) in sweeps.items():
+        # One sweep per scenario: (rates, clients, selective, load client).
+        sweeps = {"broadcast": (options.rates, options.clients, False, options.client),
+                  "selective": (options.selective_rates, options.clients, True, options.client),
+                  "many": ((options.many_rate,), options.many_clients, False, options.client),
+                  "browser": (options.browser_rates, options.clients, False, "browser")}
+        for name, (rates, clients, selective, client) in sweeps.items():
             if name in options.scenarios:
-                rows = []
-                for system in options.systems:
-                    rows += await scenarios.sweep(system, list(rates), clients, options.duration, selective,
-                                                  log_dir, options.procs, options.client, label=name)
-                result[name] = rows
+                result[name] = await scenarios.sweep(options.systems, list(rates), clients, options.duration,
+                                                     selective, log_dir, options.procs, client, label=name)
         if "idle" in options.scenarios:
             result["idle"] = [await scenarios.idle(s, options.idle_connections, log_dir, max(options.procs, 4))
                               for s in options.systems]

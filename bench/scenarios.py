@@ -8,11 +8,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,10 +37,10 @@ DRAIN_QUIET = 2.0  # no progress for this long after the producer stopped: the d
 DRAIN_MAX = 20.0
 P99_LIMIT_MS = 100.0
 REPEATS = 3  # tries of a rate that failed once
-# A rate this far past holding (in its last try) ends the sweep at once; a rate that merely
-# misses ends it only when the next rate misses too, so a bad middle region still shows.
+# A rate this far past holding ends a system's sweep; a rate that merely misses does not,
+# so a bad middle region still shows.
 FAR_LOSS_PCT = 1.0
-FAR_P99_MS = 1000.0
+FAR_P99_MS = 2000.0
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,7 @@ async def stream_once(stack: systems.Stack, case: StreamCase) -> dict[str, Any]:
         "frontend_peak_rss_mb": round(max(f.memory_kb("VmHWM") for f in stack.frontends) / 1024, 1),
         "producer_cpu_seconds": round(produced["cpu_seconds"], 2),
         "client": client_cpu(results), "trace_ratio": case.trace_ratio, "gateway_hops": hops,
+        "load_1m": round(os.getloadavg()[0], 1),  # the shared machine's load at the end of the run
         "passed": loss == 0 and p99 is not None and p99 < P99_LIMIT_MS,
     }
 
@@ -155,41 +157,51 @@ def _far_past(row: dict[str, Any]) -> bool:
     return row["loss_pct"] > FAR_LOSS_PCT or p99 is None or p99 > FAR_P99_MS
 
 
-async def sweep(system: str, rates: list[float], clients: int, duration: float, selective: bool,
+async def sweep(names: Sequence[str], rates: list[float], clients: int, duration: float, selective: bool,
                 log_dir: Path, procs: int, client: str = "node", label: str = "") -> list[dict[str, Any]]:
-    """Rates in ascending order on one stack; stops at a rate far past holding, or at the
-    second rate in a row that does not hold."""
+    """Every system on its own stack, all started at once, then rate by rate (ascending) each
+    system in turn: on a shared machine the systems meet the same neighbours. A system drops
+    out at a rate far past holding; the rows come back grouped by system."""
     rows: list[dict[str, Any]] = []
-    stack = systems.start(system, log_dir / f"{system}-{label or ('sel' if selective else 'bc')}",
-                          env={"TICKWIRE_MAX_CONNECTIONS": str(clients + 1000)})
-    missed = 0
+    stacks: dict[str, systems.Stack] = {}
     try:
-        await systems.warm_up(stack)
+        for name in names:
+            stacks[name] = systems.start(name, log_dir / f"{name}-{label or ('sel' if selective else 'bc')}",
+                                         env={"TICKWIRE_MAX_CONNECTIONS": str(clients + 1000)})
+            await systems.warm_up(stacks[name])
+        active = list(names)
         for rate in sorted(rates):
-            # The machine is shared: a rate that fails once is run twice more and holds on a
-            # majority of three, so one noisy neighbour does not end the sweep. Every try is kept.
-            tries: list[dict[str, Any]] = []
-            while len(tries) < REPEATS and sum(t["passed"] for t in tries) <= REPEATS // 2 \
-                    and sum(not t["passed"] for t in tries) <= REPEATS // 2:
-                row = await stream_once(stack, StreamCase(system, rate, clients, duration, selective, procs,
-                                                          client=client))
-                row["try"] = len(tries) + 1
-                log.info("%s %s rate %.0f try %d: loss %d p99 %s ms, %s deliveries/cpu-s, client max %.0f%%",
-                         system, row["scenario"], rate, row["try"], row["loss"], row["p99_ms"],
-                         row["deliveries_per_cpu_s"], 100 * row["client"]["max_core_share"])
-                tries.append(row)
-                if (len(tries) == 1 and row["passed"]) or _far_past(row):
-                    break
-            held = sum(t["passed"] for t in tries) > len(tries) // 2
-            for t in tries:
-                t["held"] = held
-            rows += tries
-            missed = 0 if held else missed + 1
-            if missed == 2 or (not held and _far_past(tries[-1])):
-                break
+            for name in list(active):
+                tries = await _tries(stacks[name], StreamCase(name, rate, clients, duration, selective, procs,
+                                                              client=client))
+                rows += tries
+                if not tries[-1]["held"] and _far_past(tries[-1]):
+                    active.remove(name)
     finally:
-        stack.stop()
-    return rows
+        for stack in stacks.values():
+            stack.stop()
+    order = {name: i for i, name in enumerate(names)}
+    return sorted(rows, key=lambda r: (order[r["system"]], r["offered_rate"], r["try"]))
+
+
+async def _tries(stack: systems.Stack, case: StreamCase) -> list[dict[str, Any]]:
+    """One rate: the machine is shared, so a rate that misses (but not by far) is run twice
+    more and holds on a majority of three; one noisy neighbour does not decide it. Every try is kept."""
+    tries: list[dict[str, Any]] = []
+    while len(tries) < REPEATS and sum(t["passed"] for t in tries) <= REPEATS // 2 \
+            and sum(not t["passed"] for t in tries) <= REPEATS // 2:
+        row = await stream_once(stack, case)
+        row["try"] = len(tries) + 1
+        log.info("%s %s rate %.0f try %d: loss %d p99 %s ms, %s deliveries/cpu-s, client max %.0f%%, load %.1f",
+                 case.system, row["scenario"], case.rate, row["try"], row["loss"], row["p99_ms"],
+                 row["deliveries_per_cpu_s"], 100 * row["client"]["max_core_share"], row["load_1m"])
+        tries.append(row)
+        if (len(tries) == 1 and row["passed"]) or _far_past(row):
+            break
+    held = sum(t["passed"] for t in tries) > len(tries) // 2
+    for t in tries:
+        t["held"] = held
+    return tries
 
 
 async def idle(system: str, connections: int, log_dir: Path, procs: int) -> dict[str, Any]:
