@@ -36,7 +36,7 @@ pytestmark = pytest.mark.skipif(kubectl() is None, reason="kubectl not installed
 
 Objects = tuple[dict[str, Any], ...]
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
-DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "tickwire.json"
+DASHBOARD = ROOT / "k8s" / "components" / "monitoring" / "dashboards" / "tickwire.json"
 METRIC_NAME = re.compile(r"\btickwire_[a-z0-9_]+\b")
 MATCHER = re.compile(r'(\w+)\s*(=~|!~|!=|=)\s*"([^"]*)"')
 
@@ -96,6 +96,9 @@ def test_monitoring_renders_in_each_overlay(objects: Objects) -> None:
         for endpoint in monitor["spec"]["podMetricsEndpoints"]:
             assert endpoint["port"] in ports and endpoint["path"] == "/metrics", name
     assert named(objects, "ConfigMap", "tickwire-adapter-rules")["metadata"]["namespace"] == "monitoring"
+    dashboard = named(objects, "ConfigMap", "tickwire-grafana-dashboard")
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert json.loads(dashboard["data"]["tickwire.json"]) == json.loads(DASHBOARD.read_text(encoding="utf-8"))
     assert adapter_rules(objects)
     (rule,) = of_kind(objects, "PrometheusRule")
     alerts = {r["alert"]: r for group in rule["spec"]["groups"] for r in group["rules"]}
@@ -134,7 +137,7 @@ def test_compose_ingest_metrics_host_is_not_loopback() -> None:
             assert str(env.get("TICKWIRE_INGEST_METRICS_HOST", "127.0.0.1")) not in LOOPBACK, name
     grafana = compose["grafana"]
     assert grafana["profiles"] == compose["prometheus"]["profiles"]
-    assert any(str(v).startswith("./deploy/grafana/dashboards:") for v in grafana["volumes"])
+    assert any(str(v).startswith(f"./{DASHBOARD.parent.relative_to(ROOT)}:") for v in grafana["volumes"])
 
 
 def test_every_pod_runs_without_an_api_token(objects: Objects) -> None:
@@ -237,7 +240,7 @@ def test_dashboard_is_provisioned_in_compose_as_grafana_reads_it() -> None:
     assert mounts["./deploy/grafana/provisioning"] == "/etc/grafana/provisioning"
     provisioning = ROOT / "deploy" / "grafana" / "provisioning"
     (provider,) = yaml.safe_load((provisioning / "dashboards" / "tickwire.yml").read_text())["providers"]
-    assert mounts["./deploy/grafana/dashboards"] == provider["options"]["path"]
+    assert mounts[f"./{DASHBOARD.parent.relative_to(ROOT)}"] == provider["options"]["path"]
     (source,) = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())["datasources"]
     assert source["type"] == "prometheus" and source["url"] == "http://prometheus:9090"
     assert any(str(p).endswith(":9090") for p in compose["prometheus"]["ports"])
