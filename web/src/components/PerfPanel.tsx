@@ -50,7 +50,7 @@ export function PerfPanel({ stats, histogram, p99History, p99Capacity, uiDuplica
         <Stat label="msg/s" value={Math.round(stats.msgPerSecond).toLocaleString()} testId="stat-rate" />
       </dl>
       <figure className="spark">
-        <figcaption className="muted">p99, last {minutes} min</figcaption>
+        <figcaption className="muted">p99, last {minutes} min · log scale, dashed: 50 and 100 ms</figcaption>
         <Sparkline values={p99History} capacity={p99Capacity} label={`p99 latency over the last ${minutes} minutes`} />
       </figure>
       <LatencyHistogram edges={histogram.edges} counts={histogram.counts} />

@@ -11,12 +11,13 @@ interface Props {
 const WIDTH = 300;
 const HEIGHT = 48;
 
-/** A latency line over time with the amber and red thresholds drawn in, on a scale that
- * always shows both, so "under the lines" reads as fine at a glance. */
+/** A latency line over time with the amber and red thresholds drawn in, on a log scale that
+ * always shows both: "under the lines" reads as fine at a glance, and a spike of seconds
+ * still fits without flattening everything below 100 ms. */
 export function Sparkline({ values, capacity, label }: Props) {
   const measured = values.filter((v): v is number => v !== null);
-  const top = Math.max(LATENCY_THRESHOLDS_MS.bad * 1.3, ...measured) * 1.05;
-  const y = (ms: number) => HEIGHT - (Math.min(ms, top) / top) * HEIGHT;
+  const top = Math.log1p(Math.max(LATENCY_THRESHOLDS_MS.bad * 2, ...measured) * 1.1);
+  const y = (ms: number) => HEIGHT - (Math.log1p(Math.max(0, ms)) / top) * HEIGHT;
   const step = WIDTH / Math.max(1, capacity - 1);
   const offset = capacity - values.length;
   // One sub-path per run of measured samples: a gap in the data stays a gap in the line.
