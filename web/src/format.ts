@@ -4,6 +4,14 @@ export function fixed(value: number | null | undefined, digits = 2): string {
   return typeof value === "number" && Number.isFinite(value) ? value.toFixed(digits) : "–";
 }
 
+/** Milliseconds in as few characters as stay readable: 7.5, 655, 12.3 s. */
+export function ms(value: number | null | undefined): string {
+  if (typeof value !== "number" || !Number.isFinite(value)) return "–";
+  if (value < 100) return value.toFixed(1);
+  if (value < 10_000) return value.toFixed(0);
+  return `${(value / 1000).toFixed(1)} s`;
+}
+
 export function signed(value: number | null | undefined, digits = 2): string {
   if (typeof value !== "number" || !Number.isFinite(value)) return "–";
   return `${value > 0 ? "+" : ""}${value.toFixed(digits)}`;

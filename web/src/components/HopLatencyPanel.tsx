@@ -1,4 +1,4 @@
-import { fixed, latencyTone } from "../format";
+import { fixed, latencyTone, ms } from "../format";
 import type { HopLatency } from "../hooks/useHopLatency";
 
 const LOOP_LAG = "event-loop lag";
@@ -12,7 +12,7 @@ function Cells({ columns, values }: { columns: readonly string[]; values: Record
         const tone = count ? null : latencyTone(values[column]);
         return (
           <td className={`num${tone ? ` tone-${tone}` : ""}`} key={column}>
-            {fixed(values[column], count ? 0 : 1)}
+            {count ? fixed(values[column], 0) : ms(values[column])}
           </td>
         );
       })}

@@ -1,5 +1,5 @@
 import type { ClientStats } from "../client";
-import { fixed, latencyTone, type LatencyTone } from "../format";
+import { fixed, latencyTone, ms, type LatencyTone } from "../format";
 import { LatencyHistogram } from "./LatencyHistogram";
 import { Sparkline } from "./Sparkline";
 
@@ -44,9 +44,9 @@ export function PerfPanel({ stats, histogram, p99History, p99Capacity, uiDuplica
         Latency <span className="muted">origin → screen, ms · green &lt; 50 · red &gt; 100</span>
       </h2>
       <dl className="stats">
-        <Stat label="p50 ms" value={fixed(latency?.p50, 1)} testId="stat-p50" tone={latencyTone(latency?.p50)} />
-        <Stat label="p95 ms" value={fixed(latency?.p95, 1)} testId="stat-p95" tone={latencyTone(latency?.p95)} />
-        <Stat label="p99 ms" value={fixed(latency?.p99, 1)} testId="stat-p99" tone={latencyTone(latency?.p99)} />
+        <Stat label="p50 ms" value={ms(latency?.p50)} testId="stat-p50" tone={latencyTone(latency?.p50)} />
+        <Stat label="p95 ms" value={ms(latency?.p95)} testId="stat-p95" tone={latencyTone(latency?.p95)} />
+        <Stat label="p99 ms" value={ms(latency?.p99)} testId="stat-p99" tone={latencyTone(latency?.p99)} />
         <Stat label="msg/s" value={Math.round(stats.msgPerSecond).toLocaleString()} testId="stat-rate" />
       </dl>
       <figure className="spark">

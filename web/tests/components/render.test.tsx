@@ -4,7 +4,7 @@ import type { ClientStats } from "../../src/client";
 import { HopLatencyPanel } from "../../src/components/HopLatencyPanel";
 import { Sparkline } from "../../src/components/Sparkline";
 import { StatusIndicator } from "../../src/components/StatusIndicator";
-import { latencyTone } from "../../src/format";
+import { latencyTone, ms } from "../../src/format";
 import { readPageConfig } from "../../src/config";
 import { parseHops } from "../../src/hops";
 
@@ -54,6 +54,10 @@ describe("status over SSE", () => {
 });
 
 describe("latency thresholds and the p99 sparkline", () => {
+  it("writes milliseconds short: one decimal under 100, whole to 10 s, then seconds", () => {
+    expect([7.54, 99.94, 655.4, 9999, 12_345, null].map((v) => ms(v))).toEqual(["7.5", "99.9", "655", "9999", "12.3 s", "–"]);
+  });
+
   it("is green under 50 ms, amber to 100 ms, red above", () => {
     expect([10, 49.9, 50, 100, 100.1, null].map((ms) => latencyTone(ms))).toEqual(["good", "good", "warn", "warn", "bad", null]);
   });
@@ -93,9 +97,9 @@ describe("per-hop latency", () => {
     expect(html).toMatch(/tone-good">12\.0</);
     expect(html).toMatch(/tone-good">49\.9</);
     expect(html).toMatch(/tone-warn">50\.0</);
-    expect(html).toMatch(/tone-bad">129\.0</);
+    expect(html).toMatch(/tone-bad">129</);
     // The loop-lag row, under the hop columns it shares, with its own count.
-    expect(html).toMatch(/event-loop lag<\/th><td class="num">600<\/td><td class="num tone-good">0\.4<\/td><td class="num tone-warn">75\.0<\/td><td class="num tone-bad">140\.0</);
+    expect(html).toMatch(/event-loop lag<\/th><td class="num">600<\/td><td class="num tone-good">0\.4<\/td><td class="num tone-warn">75\.0<\/td><td class="num tone-bad">140</);
   });
 });
 
