@@ -31,8 +31,9 @@ export class Counter {
     this.hist = new Map();
   }
 
-  // One message on one connection: `last` maps the connection's topics to the last q seen.
-  add(last, topic, ts, q) {
+  // One message on one connection, received at `now` (µs; one reading per frame: a batch's
+  // messages arrive together): `last` maps the connection's topics to the last q seen.
+  add(last, topic, ts, q, now) {
     if (this.t0 === null || ts < this.t0) return;
     const prev = last.get(topic) ?? 0;
     if (q <= prev) {
@@ -42,7 +43,7 @@ export class Counter {
     if (q > prev + 1) this.gaps += q - prev - 1;
     last.set(topic, q);
     this.received += 1;
-    const bucket = Math.max(0, Math.floor((this.nowUs() - ts) / BUCKET_US));
+    const bucket = Math.max(0, Math.floor((now - ts) / BUCKET_US));
     this.hist.set(bucket, (this.hist.get(bucket) ?? 0) + 1);
   }
 }
@@ -53,6 +54,7 @@ function tickwire(open, conn, counter, ready) {
   const ws = open(conn.url, ["tickwire.v1"]);
   let welcomed = false;
   ws.addEventListener("message", (event) => {
+    const now = counter.nowUs();
     const frame = JSON.parse(event.data);
     if (!welcomed) {
       welcomed = true;
@@ -61,7 +63,7 @@ function tickwire(open, conn, counter, ready) {
       return;
     }
     const msgs = frame.type === "batch" ? frame.msgs : frame.type === "msg" ? [frame] : [];
-    for (const m of msgs) counter.add(conn.last, m.topic, m.ts, m.data.q);
+    for (const m of msgs) counter.add(conn.last, m.topic, m.ts, m.data.q, now);
   });
   return ws;
 }
@@ -73,8 +75,9 @@ function fastapi(open, conn, counter, ready) {
     ready();
   });
   ws.addEventListener("message", (event) => {
+    const now = counter.nowUs();
     const m = JSON.parse(event.data);
-    counter.add(conn.last, m.topic, m.ts, m.data.q);
+    counter.add(conn.last, m.topic, m.ts, m.data.q, now);
   });
   return ws;
 }
@@ -85,10 +88,11 @@ function socketio(open, conn, counter, ready) {
   const ws = open(conn.url.replace(/\/$/, "") + "/socket.io/?EIO=4&transport=websocket");
   let connected = false;
   ws.addEventListener("message", (event) => {
+    const now = counter.nowUs();
     const text = event.data;
     if (text.startsWith("42")) {
       const m = JSON.parse(text.slice(2))[1];
-      counter.add(conn.last, m.topic, m.ts, m.data.q);
+      counter.add(conn.last, m.topic, m.ts, m.data.q, now);
     } else if (text === "2") {
       ws.send("3");
     } else if (text.startsWith("0")) {
@@ -130,6 +134,7 @@ function natsws(open, conn, counter, ready) {
     ready();
   });
   ws.addEventListener("message", (event) => {
+    const now = counter.nowUs();
     const raw = typeof event.data === "string" ? new TextEncoder().encode(event.data) : new Uint8Array(event.data);
     if (buf.length) {
       const joined = new Uint8Array(buf.length + raw.length);
@@ -156,7 +161,7 @@ function natsws(open, conn, counter, ready) {
           if (at >= 0) {
             const ts = Number(headers.slice(at + TS_HEADER.length, headers.indexOf("\r", at)));
             const data = JSON.parse(utf8.decode(buf.subarray(eol + 2 + hlen, eol + 2 + total)));
-            counter.add(conn.last, parts[1], ts, data.q);
+            counter.add(conn.last, parts[1], ts, data.q, now);
           }
         }
         pos = end;
