@@ -65,7 +65,8 @@ export interface ConnectionRecord {
   transport: Transport;
   /** Time without a connection before this one, ms; null for the first connection. */
   downMs: number | null;
-  /** Close code of the connection lost before this one; null for the first connection. */
+  /** Close code of the connection lost before this one; null for the first connection and
+   * for a move from SSE back to WebSocket (downMs 0: the stream stayed up until then). */
   afterCode: number | null;
 }
 
@@ -297,25 +298,32 @@ export class TickwireClient {
   }
 
   private markConnected(): void {
-    // Reopening an SSE stream for new topics happens while connected: not a reconnect.
-    if (this.state === "connected" || !this.link) return;
+    if (!this.link) return;
+    const { transport, url } = this.link;
+    // While connected this is an SSE stream reopened for new topics (the same connection),
+    // or the move from SSE back to WebSocket: a new connection, made without an outage.
+    const moved = this.state === "connected";
+    if (!moved || this.history.at(-1)?.transport !== transport) this.record(transport, url, moved);
+    this.lostAt = this.lostCode = null;
+    this.attempt = 0;
+    if (transport === "ws") this.blockedHandshakes = 0;
+    this.lastError = null;
+    this.setState("connected");
+    if (transport === "sse" && this.transport === "auto" && this.env.WebSocket) this.scheduleProbe();
+  }
+
+  private record(transport: Transport, url: string, moved: boolean): void {
     const now = this.env.now();
-    if (this.history.length) this.counts.reconnects++;
+    if (!moved && this.history.length) this.counts.reconnects++;
     this.history.push({
       at: now,
       node: this.node,
-      url: this.link.url,
-      transport: this.link.transport,
-      downMs: this.lostAt === null ? null : now - this.lostAt,
-      afterCode: this.lostCode,
+      url,
+      transport,
+      downMs: moved ? 0 : this.lostAt === null ? null : now - this.lostAt,
+      afterCode: moved ? null : this.lostCode,
     });
     if (this.history.length > HISTORY_LENGTH) this.history.shift();
-    this.lostAt = this.lostCode = null;
-    this.attempt = 0;
-    if (this.link.transport === "ws") this.blockedHandshakes = 0;
-    this.lastError = null;
-    this.setState("connected");
-    if (this.link?.transport === "sse" && this.transport === "auto" && this.env.WebSocket) this.scheduleProbe();
   }
 
   /** A fallen-back SSE connection keeps trying WebSocket on the side: a proxy that broke

@@ -32,7 +32,9 @@ export function ReconnectHistory({ history }: Props) {
               <span className="muted">
                 {entry.downMs === null
                   ? "first"
-                  : `${CLOSE_NAMES[entry.afterCode ?? 0] ?? `close ${entry.afterCode}`}, ${(entry.downMs / 1000).toFixed(1)} s down`}
+                  : entry.afterCode === null
+                    ? "back from SSE"
+                    : `${CLOSE_NAMES[entry.afterCode] ?? `close ${entry.afterCode}`}, ${(entry.downMs / 1000).toFixed(1)} s down`}
               </span>
             </li>
           ))}

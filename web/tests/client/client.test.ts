@@ -429,9 +429,38 @@ describe("back from SSE", () => {
     socket.accept();
     expect(socket.framesOf("subscribe")[0]).toMatchObject({ topics: ["ticks.*"], since: { "ticks.*": 7 } });
     expect(client.stats()).toMatchObject({ transport: "ws", state: "connected", reconnects: 0 });
+    // The history shows the move back: SSE first, then WebSocket with no outage.
+    expect(client.stats().history.map(({ transport, downMs, afterCode }) => ({ transport, downMs, afterCode }))).toEqual([
+      { transport: "sse", downMs: null, afterCode: null },
+      { transport: "ws", downMs: 0, afterCode: null },
+    ]);
     socket.receive({ type: "msg", topic: "ticks.A", seq: 7, id: "7-0", ts: Date.now() * 1000, data: {} });
     socket.receive({ type: "msg", topic: "ticks.A", seq: 8, id: "8-0", ts: Date.now() * 1000, data: {} });
     expect(received.map((m) => m.seq)).toEqual([7, 8]); // 7 again is a duplicate, dropped
+    client.close();
+  });
+});
+
+describe("SSE stream reopened for new topics", () => {
+  it("is the same connection in the history and keeps probing WebSocket on the side", async () => {
+    // 1. On SSE after one blocked handshake.
+    const http = new FakeHttp({ "http://a:8080/healthz": 200 });
+    const { client } = makeClient({ sseAfterFailures: 1, wsProbeMs: 30_000 }, { fetch: http.fetch });
+    client.start();
+    FakeWebSocket.last.drop(1006);
+    await settle();
+    FakeEventSource.instances[0]!.open();
+    // 2. A new topic reopens the stream with both topics in its URL.
+    client.subscribe(["trades.*"]);
+    const reopened = FakeEventSource.instances[1]!;
+    expect(reopened.url).toBe("http://a:8080/sse?topics=ticks.*%2Ctrades.*");
+    reopened.open();
+    expect(client.stats().history).toHaveLength(1);
+    expect(client.stats().reconnects).toBe(0);
+    // 3. The side probe is still scheduled.
+    const sockets = FakeWebSocket.instances.length;
+    vi.advanceTimersByTime(30_000);
+    expect(FakeWebSocket.instances).toHaveLength(sockets + 1);
     client.close();
   });
 });
