@@ -66,7 +66,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             feed = Feed(nc, settings, hub, telemetry)
             gateway = Gateway(settings, nc, feed, hub, telemetry, Subscriber(feed, hub, settings.max_subscriptions),
                               verifier=verifier)
-            feed.on_new_epoch = functools.partial(gateway.close_all, CloseCode.RESTART, "stream recreated")
+            feed.on_restart = functools.partial(gateway.close_all, CloseCode.RESTART)
             app.state.gateway = gateway
             stop = asyncio.Event()
             async with asyncio.TaskGroup() as tasks:

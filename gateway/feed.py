@@ -11,7 +11,11 @@ A watch checks the stream every ``WATCH_INTERVAL``. After a NATS reconnect the c
 recreated from the head + 1 at once (the server may have lost it). When the stream's epoch
 changed (deleted and recreated: sequences restart) the ring and latest are cleared and the
 consumer restarts from the new stream's first seq. nats.py's ordered consumer would instead
-go on from the old head + 1 and skip the new stream's early messages.
+go on from the old head + 1 and skip the new stream's early messages. When retention
+removed messages this replica never received (an outage longer than retention: the stream's
+first seq is past head + 1, or the live feed skips seqs) the feed restarts the same way:
+clients are closed with 1012 before anything past the hole reaches them, and their resume
+gets recovered:false and a snapshot.
 """
 
 from __future__ import annotations
@@ -82,8 +86,10 @@ class Feed:
         self._reconnects = 0  # the connection's reconnect count when we last subscribed
         self._suspect = asyncio.Event()  # wakes the watch before its interval
         self._trouble: str | None = None
-        # Called when the stream turns out recreated (the app closes every session then).
-        self.on_new_epoch: Callable[[], None] = lambda: None
+        # Called with the reason when what this replica holds no longer continues the stream
+        # (recreated, or a hole it cannot replay): the app closes every session then.
+        self.on_restart: Callable[[str], None] = lambda reason: None
+        self._hole = False  # a hole was seen in the live feed: the watch restarts the feed
 
     async def stream_state(self) -> StreamState:
         """The stream's state now, from JetStream (first/last seq as the server knows them)."""
@@ -164,6 +170,11 @@ class Feed:
             self.stream_last = info.state.last_seq
             if epoch_of(info) != self.epoch:
                 await self._new_epoch(info)
+            elif self._hole or info.state.first_seq > self.head + 1:
+                # Retention removed messages this replica never received (an outage longer
+                # than retention, or a consumer recreated past them): resuming at head + 1
+                # would leave a hole nobody is told about.
+                await self._restart(info, f"seqs after {self.head} left the stream before this replica got them")
             elif self._nc.stats["reconnects"] != self._reconnects or self._sub is None:
                 # The server may have lost our ephemeral consumer (a restart): nats.py would only
                 # notice after two missed heartbeats (~10 s), so resubscribe from our head now.
@@ -181,11 +192,21 @@ class Feed:
         # reconnect; they resume with the old epoch and get recovered:false and a snapshot.
         log.warning("feed: stream %s recreated, epoch %s → %s: restarting from its first seq",
                     self._bus.stream, self.epoch, epoch_of(info))
+        await self._restart(info, "stream recreated")
+
+    async def _restart(self, info: StreamInfo, reason: str) -> None:
+        """Drop what this replica holds and start again on the stream as it is now.
+
+        Clients are closed (1012) first: a resume then finds its since older than anything
+        held or retained and gets recovered:false and a snapshot."""
+        if reason != "stream recreated":
+            log.warning("feed: %s: restarting at the stream's latest", reason)
         await self._unsubscribe()
+        self._hole = False
         self.ring.clear()
         self.latest.clear()
         self.ready.clear()
-        self.on_new_epoch()
+        self.on_restart(reason)
         await self._start(info)
 
     def _problem(self, problem: str | None) -> None:
@@ -200,8 +221,19 @@ class Feed:
 
     def _on_msg(self, msg: Msg) -> None:
         seq = stream_seq(msg.reply)
-        if seq <= self.head:
+        if seq <= self.head or self._hole:
             # Sequences only go back when the stream was recreated: check now, not at the next tick.
+            self._suspect.set()
+            return
+        if seq > self.head + 1:
+            # The stream's seqs have no holes (one consumer on all of ``md.>``, limits
+            # retention): the ones skipped left the stream before we got them. Nothing after
+            # the hole may reach a client whose resume would then start past it: close them
+            # now, ignore the rest of this subscription, and let the watch restart the feed.
+            self._hole = True
+            self._generation += 1
+            self.ready.clear()  # new connections wait for the restart, not for the hole
+            self.on_restart(f"seqs {self.head + 1}..{seq - 1} left the stream before this replica got them")
             self._suspect.set()
             return
         received = now_us()

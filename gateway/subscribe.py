@@ -20,6 +20,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from nats.errors import Error as NatsError
+
 from gateway.feed import Feed
 from gateway.hub import Hub
 from gateway.message import Message
@@ -32,6 +34,7 @@ from services.tokens import Grant
 log = logging.getLogger(__name__)
 
 CHUNK = 512  # ring entries scanned / JetStream messages read per step
+RETENTION = "retention"  # a gap notice's reason: retention removed messages a resume still needed
 AHEAD_WAIT = 5.0  # how long a since ahead of this replica (but stored) may wait for it
 
 
@@ -167,18 +170,28 @@ class Subscriber:
                         session.deliver(ring[i])
                 cursor = ring[end - 1].seq
             else:
-                cursor = await self._read_store(session, cursor, subject_filter, wanted)
+                cursor = await self._read_store(session, cursor, subject_filter, wanted, since)
             await session.wait_room()
 
     async def _read_store(self, session: Session, cursor: int, subject_filter: str,
-                          wanted: Callable[[Message], bool]) -> int:
+                          wanted: Callable[[Message], bool], topics: dict[str, int]) -> int:
         """Deliver the next batch older than the ring from JetStream; return the new cursor."""
         head_before = self.feed.head  # everything up to here was stored before the request
         try:
             batch = await self.feed.store.read_from(cursor + 1, subject_filter, CHUNK)
-        except StoreError as exc:
-            log.warning("session %s: catch-up read failed: %s", session.id, exc)
+            # Retention may have removed messages after the cursor before this read reached
+            # them (the check in ``prepare`` was one moment; a catch-up lasts longer), and a
+            # read by seq cannot tell them from messages of other subjects: the stream's first
+            # seq, asked after the read, can.
+            stream_first = (await self.feed.stream_state()).first_seq
+        except (StoreError, NatsError, TimeoutError) as exc:
+            log.warning("session %s: catch-up read failed: %s", session.id, exc or type(exc).__name__)
             raise ProtocolError(ErrorCode.UNAVAILABLE, "catch-up from the stream failed; retry") from None
+        if stream_first > cursor + 1:
+            log.warning("session %s: seqs %d..%d left the stream during its catch-up: gap notices sent",
+                        session.id, cursor + 1, stream_first - 1)
+            for topic in topics:
+                session.send(protocol.gap(topic, RETENTION))
         first = self.feed.first_seq()  # the ring may have moved on while we waited
         for message in batch.messages:
             if message.seq >= first:
