@@ -45,6 +45,7 @@ from ingest.mapping import EntryKey, Message, Rejected, entry_key, format_key, g
 from ingest.publisher import Ack, AckedPublisher
 from ingest.reader import Entry, Gap, gaps_key
 from ingest.stats import IngestStats
+from services.backoff import Backoff
 from services.envelope import MSG_ID, ORIGIN_TS, PUBLISH_TS, TRACEPARENT, TRACESTATE
 from services.hops import now_us
 from services.settings import IngestSettings
@@ -67,7 +68,6 @@ log = logging.getLogger(__name__)
 HWM_PREFIX = "tickwire:hwm:"
 ACK_TIMEOUT = 5.0  # nats.py's own js.publish default
 BACKOFF_MIN = 0.1
-BACKOFF_MAX = 2.0
 DEAD_LETTER_FIELD_BYTES = 4096
 DEAD_LETTER_MAXLEN = 100_000  # approximate trim: the dead-letter stream must not grow forever
 
@@ -110,7 +110,8 @@ def hwm_key(stream: str) -> str:
 
 
 class Bridge:
-    """Shared by every stream worker of one replica (one JetStream context, one retry state)."""
+    """Shared by every stream worker of one replica: one acked publisher, one publish-failing
+    state logged on change, the high-water marks this replica handled."""
 
     def __init__(self, redis: aioredis.Redis, nc: NATS, publisher: AckedPublisher, leases: Leases,
                  settings: IngestSettings, stats: IngestStats, tracer: Tracer | None = None) -> None:
@@ -216,7 +217,7 @@ class Bridge:
         lease is confirmed again, so a replica that lost it stops retrying.
         """
         start = 0
-        delay = BACKOFF_MIN
+        backoff = Backoff()
         while start < len(messages):
             try:
                 start += await self._publish_once(lease, messages[start:])
@@ -225,8 +226,7 @@ class Bridge:
                 self._set_failing(exc)
             if start < len(messages):
                 self.stats.publish_retries += 1
-                await self._pause(delay)
-                delay = min(delay * 2, BACKOFF_MAX)
+                await self._pause(backoff.delay())
                 await self.leases.confirm(lease)
         if self._failing and messages:
             self._failing = False

@@ -14,10 +14,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ingest.bridge import BACKOFF_MAX, BACKOFF_MIN, Bridge, raise_if_cancelled
+from ingest.bridge import Bridge, raise_if_cancelled
 from ingest.leases import Lease, LeaseLost, Leases
 from ingest.links import Link
 from ingest.reader import StreamReader
+from services.backoff import Backoff, pause
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ class StreamWorker:
         self._stopping.set()
 
     async def run(self) -> None:
-        delay = BACKOFF_MIN
+        backoff = Backoff()
         while not self.stopping:
             try:
                 await self._bridge()
@@ -62,12 +63,7 @@ class StreamWorker:
                     log.warning("redis: bridging %s failed (%s); retrying", self.stream, exc)
                     self._failing = True
             # Interruptible backoff: a stop request must not wait out the delay.
-            try:
-                async with asyncio.timeout(delay):
-                    await self._stopping.wait()
-            except TimeoutError:
-                pass
-            delay = min(delay * 2, BACKOFF_MAX)
+            await pause(self._stopping, backoff.delay())
         try:
             await self.leases.release(self.lease)
             log.info("released %s", self.stream)

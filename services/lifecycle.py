@@ -1,4 +1,4 @@
-"""Process lifecycle: signals only set an event; the owner shuts down in order, in time."""
+"""Process lifecycle: signals that only set a stop event, and the log format of every process."""
 
 from __future__ import annotations
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from services.backoff import Backoff
 from services.lifecycle import stop_on_signals
 from services.redact import redact
 from tickwire.localservers import free_port, nats_argv, port_in_use, redis_argv
@@ -27,7 +28,6 @@ log = logging.getLogger("tickwire.up")
 T = TypeVar("T")
 
 STOP_TIMEOUT = 15.0
-RESTART_BACKOFF_MAX = 10.0
 WEB_DIST = Path(__file__).resolve().parent.parent / "web" / "dist"
 
 
@@ -188,9 +188,10 @@ class Supervisor:
     async def _keep(self, child: Child) -> None:
         """Until stop: report the child whenever it exits and restart it with backoff."""
         assert child.proc is not None
+        backoff = Backoff(first=1.0, cap=10.0)  # never reset: a child that keeps dying waits longer
         while (code := await self._unless_stopped(child.proc.wait())) is not None:
             child.restarts += 1
-            delay = min(RESTART_BACKOFF_MAX, 0.5 * 2**child.restarts)
+            delay = backoff.delay()
             log.error(
                 "%s exited with code %s; restarting in %.1fs (restart %d)", child.name, code, delay, child.restarts
             )
