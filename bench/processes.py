@@ -2,8 +2,8 @@
 
 CPU is read from ``/proc/<pid>/stat`` (utime + stime, and cutime + cstime for servers that
 fork helpers) so a run's cost is the delta between two readings; memory from
-``/proc/<pid>/status`` (VmRSS now, VmHWM the peak). Every child gets its own session so a
-Ctrl-C on the bench reaches only the bench, which then stops each child by PID.
+``/proc/<pid>/status`` (VmRSS now, VmHWM the peak). Each child is a ``tickwire.processes.Process``:
+its own session, so a Ctrl-C on the bench reaches only the bench, which stops each child by PID.
 """
 
 from __future__ import annotations
@@ -11,13 +11,12 @@ from __future__ import annotations
 import os
 import platform
 import resource
-import signal
-import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from tickwire.localservers import free_port, nats_server_binary, redis_argv, wait_for_port
+from tickwire.localservers import free_port, nats_server_binary, redis_argv
+from tickwire.processes import Process
 
 ROOT = Path(__file__).resolve().parents[1]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -95,35 +94,12 @@ def machine() -> dict[str, object]:
 
 
 @dataclass
-class Child:
+class Child(Process):
     """One process started by the bench; ``children`` counts reaped helpers' CPU too, and
     ``tree`` the CPU and memory of its live descendants (the gateway's ``--workers``)."""
 
-    name: str
-    argv: list[str]
-    log_path: Path
-    env: dict[str, str] = field(default_factory=dict)
-    port: int | None = None
     children: bool = False
     tree: bool = False
-    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
-
-    def start(self) -> Child:
-        with open(self.log_path, "ab") as out:
-            self.proc = subprocess.Popen(
-                self.argv, cwd=ROOT, env={**os.environ, **self.env, "PYTHONUNBUFFERED": "1"},
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-            )
-        return self
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    @property
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
 
     def _pids(self) -> list[int]:
         return [self.pid, *descendants(self.pid)] if self.tree else [self.pid]
@@ -137,40 +113,23 @@ class Child:
         """``VmRSS``/``VmHWM`` of the process, summed over its tree when ``tree``."""
         return sum(status_kb(p, key) for p in self._pids()) if self.proc is not None else 0
 
-    def wait_port(self, timeout: float = 20.0) -> Child:
-        assert self.port is not None
-        try:
-            wait_for_port(self.port, timeout, alive=lambda: self.alive)
-        except (RuntimeError, TimeoutError) as exc:
-            tail = self.log_path.read_text(errors="replace")[-2000:] if self.log_path.exists() else ""
-            raise RuntimeError(f"{self.name}: {exc}\n{tail}") from None
-        return self
 
-    def kill(self) -> None:
-        self.stop(signal.SIGKILL)
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
-        proc = self.proc
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+def _child(name: str, argv: list[str], log_dir: Path, env: dict[str, str] | None = None, port: int | None = None,
+           children: bool = False, tree: bool = False) -> Child:
+    environment = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
+    return Child(name, argv, environment, log_dir / f"{name}.log", port, cwd=ROOT, children=children, tree=tree)
 
 
 def tickwire(name: str, args: list[str], log_dir: Path, env: dict[str, str], port: int | None = None,
              tree: bool = False) -> Child:
     # The console script beside this interpreter: the bench runs services as a user would,
     # whichever module the CLI lives in.
-    return Child(name, [str(TICKWIRE), *args], log_dir / f"{name}.log", env, port, tree=tree)
+    return _child(name, [str(TICKWIRE), *args], log_dir, env, port, tree=tree)
 
 
 def python_module(name: str, module: str, args: list[str], log_dir: Path, port: int | None = None,
                   env: dict[str, str] | None = None) -> Child:
-    return Child(name, [sys.executable, "-m", module, *args], log_dir / f"{name}.log", env or {}, port)
+    return _child(name, [sys.executable, "-m", module, *args], log_dir, env, port)
 
 
 def redis(log_dir: Path) -> Child:
@@ -181,7 +140,7 @@ def redis(log_dir: Path) -> Child:
     # for every system alike (redis_argv's appendonly is replaced).
     argv = redis_argv(port, data)
     argv[argv.index("--appendonly") + 1] = "no"
-    return Child("redis-server", argv, log_dir / "redis-server.log", port=port, children=True)
+    return _child("redis-server", argv, log_dir, port=port, children=True)
 
 
 def nats(log_dir: Path, name: str = "nats-server", websocket_port: int | None = None) -> Child:
@@ -195,4 +154,4 @@ def nats(log_dir: Path, name: str = "nats-server", websocket_port: int | None = 
         # Plain ws:// on loopback: nats-server refuses a websocket block without TLS unless no_tls.
         lines.append(f'websocket {{ listen: "127.0.0.1:{websocket_port}", no_tls: true, compression: false }}')
     conf.write_text("\n".join(lines) + "\n")
-    return Child(name, [nats_server_binary(), "-c", str(conf)], log_dir / f"{name}.log", port=port, children=True)
+    return _child(name, [nats_server_binary(), "-c", str(conf)], log_dir, port=port, children=True)

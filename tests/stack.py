@@ -1,57 +1,35 @@
 """Tickwire's own services as real child processes, for integration and fault tests.
 
-Every process is started with ``python -m tickwire.cli``, waited on by an observable
-signal (a port that answers, ``/readyz`` turning 200) and stopped by PID.
+Every process is a ``tickwire.processes.Process`` started with ``python -m tickwire.cli``,
+waited on by an observable signal (a port that answers, ``/readyz`` turning 200) and
+stopped by PID.
 """
 
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
 from tests.waiting import eventually
 from tickwire.localservers import free_port
+from tickwire.processes import Process
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass
-class Service:
-    """One ``tickwire <command>`` child process."""
+class Service(Process):
+    """One ``tickwire <command>`` child process: ``Service(name, args, env, log_path, port)``,
+    ``args`` the subcommand's and ``env`` what it adds to this process's environment."""
 
-    name: str
-    args: list[str]
-    env: dict[str, str]
-    log_path: Path
-    port: int | None = None
-    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
-
-    def start(self) -> Service:
-        env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "tickwire.cli", *self.args],
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        return self
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    @property
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+    def __post_init__(self) -> None:
+        self.argv = [sys.executable, "-m", "tickwire.cli", *self.argv]
+        self.env = {**os.environ, **(self.env or {}), "PYTHONUNBUFFERED": "1"}
+        self.cwd = ROOT
 
     @property
     def url(self) -> str:
@@ -60,9 +38,6 @@ class Service:
     @property
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws"
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
 
     async def ready(self, within: float = 20.0) -> None:
         """Until ``/readyz`` answers 200 (gateways); fails at once if the process exits."""
@@ -78,26 +53,6 @@ class Service:
                     return False
 
             await eventually(answered, within, every=0.05, what=f"{self.name} ready")
-
-    def send(self, sig: int) -> None:
-        if self.alive:
-            assert self.proc is not None
-            self.proc.send_signal(sig)
-
-    def kill(self) -> None:
-        self.stop(signal.SIGKILL)
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int | None:
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
 
 
 class Services:

@@ -19,9 +19,12 @@ from redis.typing import EncodableT, FieldT
 from services.hops import now_us
 from services.telemetry import traceparent_of
 
+STREAM_PREFIX = "md"  # what ingest's default TICKWIRE_STREAMS (md:*) reads
+
 
 def stream_key(channel: str) -> str:
-    return f"md:{channel}"
+    """The Redis stream of ``channel``: ``md:<channel>``, as producers write them (design §1)."""
+    return f"{STREAM_PREFIX}:{channel}"
 
 
 def entry_fields(

@@ -127,9 +127,11 @@ async def _simulate(settings: SimulatorSettings, stop: asyncio.Event) -> None:
     with tracing(SIMULATOR, settings.tracing) as tracer:
         async with open_redis(settings.redis_url) as redis:
             log.info(
-                "simulating %d symbols at %.0f entries/s into md:ticks and md:trades",
+                "simulating %d symbols at %.0f entries/s into %s and %s",
                 len(market.instruments),
                 settings.rate,
+                stream_key("ticks"),
+                stream_key("trades"),
             )
             started = time.monotonic()
             sent = 0
@@ -158,9 +160,9 @@ def origin_trace(tracer: Tracer | None, channel: str, symbol: str) -> dict[str, 
     if tracer is None:
         return None
     span = tracer.start_span(
-        f"produce md:{channel}",
+        f"produce {stream_key(channel)}",
         kind=SpanKind.PRODUCER,
-        attributes={ATTR_STREAM: f"md:{channel}", ATTR_TOPIC: f"{channel}.{symbol}"},
+        attributes={ATTR_STREAM: stream_key(channel), ATTR_TOPIC: f"{channel}.{symbol}"},
     )
     span.end()
     return {"traceparent": traceparent_of(span)} if span.get_span_context().trace_flags.sampled else None

@@ -14,7 +14,6 @@ import logging
 import signal
 import sys
 from collections.abc import Coroutine, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,6 +21,7 @@ from services.backoff import Backoff
 from services.lifecycle import stop_on_signals
 from services.redact import redact
 from tickwire.localservers import free_port, nats_argv, port_in_use, redis_argv
+from tickwire.processes import Process
 from tickwire.settings import UpSettings
 
 log = logging.getLogger("tickwire.up")
@@ -29,39 +29,6 @@ T = TypeVar("T")
 
 STOP_TIMEOUT = 15.0
 WEB_DIST = Path(__file__).resolve().parent.parent / "web" / "dist"
-
-
-@dataclass
-class Child:
-    """One supervised process: its command line, environment and restart history."""
-
-    name: str
-    argv: list[str]
-    env: dict[str, str]
-    port: int | None = None
-    quiet: bool = False  # servers log to a file in the state folder, services to the terminal
-    restarts: int = 0
-    proc: asyncio.subprocess.Process | None = field(default=None, repr=False)
-
-    async def start(self, log_dir: Path) -> None:
-        with open(log_dir / f"{self.name}.log", "ab") as out:  # noqa: ASYNC230 - a local file, instant
-            sink = out if self.quiet else None
-            # Own session: Ctrl-C reaches only the supervisor, which stops children in order.
-            self.proc = await asyncio.create_subprocess_exec(
-                *self.argv, env=self.env, stdout=sink, stderr=sink, start_new_session=True
-            )
-
-    async def stop(self) -> None:
-        proc = self.proc
-        if proc is None or proc.returncode is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(proc.wait(), STOP_TIMEOUT)
-        except TimeoutError:
-            log.warning("%s did not stop within %.0fs: killing it", self.name, STOP_TIMEOUT)
-            proc.kill()
-            await proc.wait()
 
 
 def sibling_env(ports: list[int], env: Mapping[str, str]) -> dict[str, str]:
@@ -89,33 +56,38 @@ class Supervisor:
         self.state = Path(settings.state_dir).resolve()
         self.redis_url = settings.redis_url  # a local server's once started, when none is given
         self.nats_url = settings.nats_url
-        self.children: list[Child] = []
+        self.children: list[Process] = []
         self.stop = asyncio.Event()
 
-    def _tickwire(self, name: str, *args: str, port: int | None = None, **extra: str) -> Child:
-        env = {**self.environ, "REDIS_URL": self.redis_url, "NATS_URL": self.nats_url, **extra}
-        return Child(name, [sys.executable, "-m", "tickwire.cli", *args], env, port)
+    def _child(self, name: str, argv: list[str], env: dict[str, str], port: int | None = None,
+               quiet: bool = False) -> Process:
+        # Servers log to a file in the state folder, services to the terminal.
+        return Process(name, argv, env, self.state / f"{name}.log", port, quiet=quiet)
 
-    def _backends(self) -> list[Child]:
+    def _tickwire(self, name: str, *args: str, port: int | None = None, **extra: str) -> Process:
+        env = {**self.environ, "REDIS_URL": self.redis_url, "NATS_URL": self.nats_url, **extra}
+        return self._child(name, [sys.executable, "-m", "tickwire.cli", *args], env, port)
+
+    def _backends(self) -> list[Process]:
         """Local redis/nats children for whichever URL the settings do not give."""
         servers = []
         if not self.redis_url:
             port = free_port()
             (self.state / "redis").mkdir(parents=True, exist_ok=True)
             servers.append(
-                Child("redis-server", redis_argv(port, self.state / "redis"), dict(self.environ), port, quiet=True)
+                self._child("redis-server", redis_argv(port, self.state / "redis"), dict(self.environ), port, True)
             )
             self.redis_url = f"redis://127.0.0.1:{port}/0"
         if not self.nats_url:
             port = free_port()
             (self.state / "nats").mkdir(parents=True, exist_ok=True)
             servers.append(
-                Child("nats-server", nats_argv(port, self.state / "nats"), dict(self.environ), port, quiet=True)
+                self._child("nats-server", nats_argv(port, self.state / "nats"), dict(self.environ), port, True)
             )
             self.nats_url = f"nats://127.0.0.1:{port}"
         return servers
 
-    def _services(self) -> list[Child]:
+    def _services(self) -> list[Process]:
         web_dir = self.settings.web_dir or str(WEB_DIST)
         children = [self._tickwire("ingest", "ingest")]
         first = self.settings.first_port
@@ -153,19 +125,17 @@ class Supervisor:
                 await self._stop_all()
         return 0
 
-    async def _start(self, child: Child) -> None:
-        await child.start(self.state)
+    async def _start(self, child: Process) -> None:
+        child.start()
         if child not in self.children:
             self.children.append(child)
-        log.info("started %s (pid %s)", child.name, child.proc.pid if child.proc else "?")
+        log.info("started %s (pid %s)", child.name, child.pid)
 
-    async def _await_port(self, child: Child) -> None:
-        assert child.port is not None and child.proc is not None
-        async with asyncio.timeout(15):
-            while not port_in_use(child.port):
-                if child.proc.returncode is not None:
-                    raise RuntimeError(f"{child.name} exited with {child.proc.returncode}; see {self.state}")
-                await asyncio.sleep(0.05)
+    async def _await_port(self, child: Process) -> None:
+        try:
+            await asyncio.to_thread(child.wait_port, 15)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}\nsee {self.state}") from None
 
     def _announce(self) -> None:
         gateways = [c for c in self.children if c.name.startswith("gateway")]
@@ -185,16 +155,14 @@ class Supervisor:
             for child in self.children:
                 group.create_task(self._keep(child), name=f"keep {child.name}")
 
-    async def _keep(self, child: Child) -> None:
+    async def _keep(self, child: Process) -> None:
         """Until stop: report the child whenever it exits and restart it with backoff."""
-        assert child.proc is not None
         backoff = Backoff(first=1.0, cap=10.0)  # never reset: a child that keeps dying waits longer
-        while (code := await self._unless_stopped(child.proc.wait())) is not None:
-            child.restarts += 1
+        restarts = 0
+        while (code := await self._unless_stopped(child.exited())) is not None:
+            restarts += 1
             delay = backoff.delay()
-            log.error(
-                "%s exited with code %s; restarting in %.1fs (restart %d)", child.name, code, delay, child.restarts
-            )
+            log.error("%s exited with code %s; restarting in %.1fs (restart %d)", child.name, code, delay, restarts)
             if await self._unless_stopped(asyncio.sleep(delay, result=True)) is None:
                 return
             await self._start(child)
@@ -214,5 +182,5 @@ class Supervisor:
     async def _stop_all(self) -> None:
         # Reverse start order: simulator and gateways first, the backends last.
         for child in reversed(self.children):
-            await child.stop()
-        log.info("stopped; pids %s are gone", [c.proc.pid for c in self.children if c.proc])
+            await asyncio.to_thread(child.stop, signal.SIGTERM, STOP_TIMEOUT)
+        log.info("stopped; pids %s are gone", [c.pid for c in self.children if c.proc])
