@@ -6,7 +6,6 @@ import asyncio
 import itertools
 import json
 import socket
-from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -37,7 +36,7 @@ async def test_retention_passing_a_catch_up_midway_is_a_gap_notice(start_gateway
     reads again: before the first seq after the hole it gets a ``gap`` ``retention`` for
     ticks.A (it used to get the later seqs with nothing said)."""
     gw = await start_gateway(replay_buffer=5, outbox_messages=600,
-                             bus=replace(backend.bus(), retention_messages=3500))
+                             bus=backend.bus().model_copy(update={"retention_messages": 3500}))
     epoch = epoch_of(await bus.js.stream_info("MD"))
     for _ in range(3000):
         await bus.publish("md.ticks.A", {"pad": PAD})
@@ -74,9 +73,9 @@ async def test_nats_away_longer_than_retention_closes_clients_to_recovered_false
     the stream); 3. restored: the client is closed 1012 before any seq past the hole reaches
     it (it used to get seq 211 on with nothing said); 4. its resume from seq 10 with the epoch
     gets recovered:false and the snapshot."""
-    limits = replace(backend.bus(), retention_messages=100)
+    limits = backend.bus().model_copy(update={"retention_messages": 100})
     async with TcpProxy(int(backend.nats_url.rsplit(":", 1)[1])) as proxy:
-        gw = await start_gateway(bus=replace(limits, nats_url=f"nats://127.0.0.1:{proxy.port}"))
+        gw = await start_gateway(bus=limits.model_copy(update={"nats_url": f"nats://127.0.0.1:{proxy.port}"}))
         epoch = epoch_of(await bus.js.stream_info("MD"))
         async with connect(gw) as client:
             await client.subscribe("ticks.*")
