@@ -29,6 +29,7 @@ from gateway.sse import sse_endpoint
 from gateway.state import Gateway
 from gateway.subscribe import Subscriber
 from gateway.telemetry import Telemetry
+from gateway.writer import Writer
 from gateway.ws import WebSocketRoute
 from services.connections import ensure_stream, open_nats
 from services.protocol import CloseCode
@@ -62,10 +63,11 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     async def serve_gateway(app: FastAPI, tracer: Tracer | None) -> AsyncIterator[None]:
         async with open_nats(settings.bus, name=f"tickwire-gateway {settings.node}") as nc:
             await ensure_stream(nc.jetstream(), settings.bus)
-            hub, telemetry = Hub(), Telemetry(settings.node, tracer, settings.metrics_dir)
+            writer = Writer()
+            hub, telemetry = Hub(writer.write), Telemetry(settings.node, tracer, settings.metrics_dir)
             feed = Feed(nc, settings, hub, telemetry)
             gateway = Gateway(settings, nc, feed, hub, telemetry, Subscriber(feed, hub, settings.max_subscriptions),
-                              verifier=verifier)
+                              verifier=verifier, writer=writer)
             feed.on_restart = functools.partial(gateway.close_all, CloseCode.RESTART)
             app.state.gateway = gateway
             stop = asyncio.Event()

@@ -1,4 +1,4 @@
-"""Encodings shared by every connection: a batch joined once, its WebSocket frame serialized once.
+"""Encodings of server frames: WebSocket framing, batches joined once, SSE events.
 
 A message's ``msg`` frame is encoded once at the feed. Connections with the same
 subscriptions then flush the same run of messages: the first joins them into a ``batch``
@@ -6,6 +6,9 @@ and serializes the WebSocket frame; the others find both here and only write the
 Entries are keyed by object identity and hold the objects they were built from, so an id
 cannot be reused while its entry lives; the caches are small and drop their oldest entry
 first, since sharing only happens between flushes of the same moment.
+
+Over SSE each queued frame is one event: ``id`` (the seq, ``msg`` and ``gap`` only, so
+``Last-Event-ID`` resumes), ``event`` (the frame's type) and the frame as ``data``.
 """
 
 from __future__ import annotations
@@ -13,9 +16,14 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import TypeVar
 
+import orjson
+
+from gateway.message import Message
 from services import protocol
 
 CACHE_SIZE = 256
+HEARTBEAT = ""  # the control frame that an SSE stream sends as a ``: ping`` comment
+_TYPE = '{"type":"'  # how every control frame begins (services.protocol puts the type first)
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -63,3 +71,30 @@ class FrameCache:
         cache[key] = value
         if len(cache) > self._size:
             cache.popitem(last=False)
+
+
+def _data(frame: str) -> str:
+    # One data line per line of the frame: a bus payload may hold newlines, which would
+    # otherwise end the event early (SSE joins data lines back with "\n").
+    if "\n" not in frame and "\r" not in frame:
+        return f"data: {frame}\n"
+    return "".join(f"data: {line}\n" for line in frame.splitlines())
+
+
+def message_event(message: Message) -> str:
+    """A ``msg`` or ``gap`` frame as an SSE event."""
+    kind = "gap" if message.is_gap else "msg"
+    return f"id: {message.seq}\nevent: {kind}\n{_data(message.frame)}\n"
+
+
+def control_event(frame: str) -> str:
+    """A control frame as an SSE event named by its type (the heartbeat as a comment)."""
+    if frame == HEARTBEAT:
+        return ": ping\n\n"
+    kind = frame[len(_TYPE):frame.index('"', len(_TYPE))] if frame.startswith(_TYPE) else "message"
+    return f"event: {kind}\n{_data(frame)}\n"
+
+
+def close_event(code: int, reason: str) -> str:
+    """The event that ends an SSE stream where a WebSocket would get a close code."""
+    return f"event: close\n{_data(orjson.dumps({'type': 'close', 'code': code, 'reason': reason}).decode())}\n"

@@ -4,12 +4,15 @@ Per message the work is one dict lookup (topic → sessions, cached) and, rather
 enqueue per matching session, an append to this turn's last *run* when the message has the
 same receivers as the one before: under broadcast a whole burst from NATS is one run. At
 the end of the turn ``settle`` hands each run to its receivers in publish order, one outbox
-``extend`` per session per run, so a session still sees every message in seq order. A
-session that queues a control frame settles first, so the frame keeps its place after the
-messages published before it.
+``extend`` per session per run, so a session still sees every message in seq order, and
+then has the writer write them (gateway.writer): the turn's one deferral between NATS and
+the sockets. Each receiver counts the runs on their way to it (``unsettled``), so that a
+control frame it queues meanwhile waits for them and keeps its place after the messages
+published before it; the session never calls back here.
 
-The cache is invalidated per topic when a subscription that matches it changes, so a churn
-of subscriptions does not throw away the whole cache. A run keeps the receivers it was
+The cache (topic → receivers) is invalidated per topic when a subscription that matches it
+changes, so a churn of subscriptions does not throw away the whole cache, and it holds at
+most ``CACHE_TOPICS`` topics, dropping the oldest entry first. A run keeps the receivers it was
 published to: a session subscribing later in the turn gets those messages from its
 snapshot or replay (they are in the feed's ring and latest cache already), one that
 unsubscribed later still gets what was published while it was subscribed.
@@ -18,11 +21,14 @@ unsubscribed later still gets what was published while it was subscribed.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from gateway.message import Message
 from services.subjects import matches
+
+CACHE_TOPICS = 65_536  # topics whose receivers are remembered; past it the oldest goes
 
 
 @dataclass(slots=True)
@@ -35,15 +41,23 @@ class Run:
 
 
 class Subscriber(Protocol):
+    unsettled: int  # runs published to it and not yet handed over
+
     def deliver_run(self, run: Run) -> None:
         """Take a run of messages without blocking (the hub calls this at the end of a turn)."""
 
 
 class Hub:
-    def __init__(self) -> None:
+    def __init__(self, write: Callable[[], None] = lambda: None, cache_topics: int = CACHE_TOPICS) -> None:
         self._by_pattern: dict[str, set[Subscriber]] = {}
         self._cache: dict[str, tuple[Subscriber, ...]] = {}
+        self._cache_topics = cache_topics
         self._runs: list[tuple[tuple[Subscriber, ...], Run]] = []
+        self._write = write  # the writer's pass over the sessions settle queued to
+
+    @property
+    def cached_topics(self) -> int:
+        return len(self._cache)
 
     @property
     def patterns(self) -> int:
@@ -71,6 +85,8 @@ class Hub:
             found = tuple(dict.fromkeys(
                 s for pattern, members in self._by_pattern.items() if matches(pattern, topic) for s in members
             ))
+            if len(self._cache) >= self._cache_topics:
+                del self._cache[next(iter(self._cache))]
             self._cache[topic] = found
         return found
 
@@ -91,14 +107,18 @@ class Hub:
                 if not runs:
                     asyncio.get_running_loop().call_soon(self.settle)
                 runs.append((receivers, Run([message], len(message.frame), int(message.is_gap))))
+                for subscriber in receivers:
+                    subscriber.unsettled += 1
         return len(receivers)
 
     def settle(self) -> None:
-        """Hand every queued run to its receivers, in publish order."""
+        """Hand every queued run to its receivers, in publish order, then write."""
         runs, self._runs = self._runs, []
         for receivers, run in runs:
             for subscriber in receivers:
+                subscriber.unsettled -= 1
                 subscriber.deliver_run(run)
+        self._write()
 
     def _gap_receivers(self, message: Message) -> tuple[Subscriber, ...]:
         # Gap notices are rare: matched directly, never cached beside the topics' entries.

@@ -53,8 +53,8 @@ class GatewayWebSocketProtocol(WebSocketsSansIOProtocol):
     ``send``: the connection itself, to write already serialized text frames synchronously.
     Through ASGI every connection would encode and frame the same batch again (half the
     gateway's time under broadcast, by profile) and await a send per frame; the frame bytes
-    are made once (gateway.frames) and written here by the gateway's flusher
-    (gateway.flush) under the same flow control as uvicorn's own send: nothing is written
+    are made once (gateway.frames) and written here by the gateway's writer
+    (gateway.writer) under the same flow control as uvicorn's own send: nothing is written
     while the transport is paused, and ``resume_writing`` calls ``on_writable``.
     """
 

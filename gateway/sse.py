@@ -3,8 +3,8 @@
 ``/sse?topics=ticks.AAPL,trades.*&since=N&epoch=E`` is one ``subscribe`` frame; a
 ``Last-Event-ID`` header (the last seq the client saw, which ``EventSource`` sends by
 itself on reconnect) overrides ``since``. An SSE connection is a ``Session`` like a
-WebSocket one (same snapshot/resume, same bounded outbox); only its writer differs, turning
-each queued frame into one event:
+WebSocket one (same snapshot/resume, same bounded outbox); only its writer's encoding
+differs (gateway.writer.sse_events), turning each queued frame into one event:
 
     id: 1042            (``msg`` and ``gap`` only: the seq, so Last-Event-ID resumes)
     event: msg          (``msg``, ``gap``, ``subscribed``, ``error``)
@@ -33,10 +33,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from gateway.auth import AuthError, connection_grant, expire
-from gateway.message import Message
+from gateway.frames import HEARTBEAT, close_event
 from gateway.session import Session, SessionState
 from gateway.state import Gateway
 from gateway.subscribe import Plan, forbidden
+from gateway.writer import sse_events, write_loop
 from services import protocol
 from services.protocol import CloseCode, ErrorCode, ProtocolError, Subscribe, parse_client_frame
 
@@ -44,45 +45,11 @@ log = logging.getLogger(__name__)
 
 CLOSE_TIMEOUT = 5.0  # the last event of a stream the client does not read is given up after this
 MAX_SEQ = 2**63
-HEARTBEAT = ""  # the control frame that the SSE writer turns into a ``: ping`` comment
 HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),  # nginx would otherwise buffer the stream
 ]
-
-
-def _data(frame: str) -> str:
-    # One data line per line of the frame: a bus payload may hold newlines, which would
-    # otherwise end the event early (SSE joins data lines back with "\n").
-    if "\n" not in frame and "\r" not in frame:
-        return f"data: {frame}\n"
-    return "".join(f"data: {line}\n" for line in frame.splitlines())
-
-
-def event(item: Message | str) -> str:
-    """One queued message or control frame as an SSE event."""
-    if isinstance(item, Message):
-        kind = "gap" if item.is_gap else "msg"
-        return f"id: {item.seq}\nevent: {kind}\n{_data(item.frame)}\n"
-    if item == HEARTBEAT:
-        return ": ping\n\n"
-    kind = orjson.loads(item).get("type", "message")
-    return f"event: {kind}\n{_data(item)}\n"
-
-
-def close_event(code: int, reason: str) -> str:
-    return f"event: close\n{_data(orjson.dumps({'type': 'close', 'code': code, 'reason': reason}).decode())}\n"
-
-
-class SseSession(Session):
-    """A session whose writer sends SSE events: several queued frames per chunk, never a ``batch``."""
-
-    def _take(self) -> str:
-        chunk = [event(self._pop())]
-        while self._outbox and len(chunk) < self.limits.batch_max:
-            chunk.append(event(self._pop()))
-        return "".join(chunk)
 
 
 def _refuse(status: int, code: ErrorCode, message: str, **extra: object) -> JSONResponse:
@@ -128,7 +95,7 @@ async def sse_endpoint(request: Request) -> Response:
     refusal = await gateway.refusal()
     if refusal is not None:
         return _refuse(503, ErrorCode.UNAVAILABLE, refusal)
-    session = SseSession(uuid.uuid4().hex[:16], gateway.limits)
+    session = Session(uuid.uuid4().hex[:16], gateway.limits)
     session.grant = grant
     try:
         plan = await gateway.subscriber.prepare(session, frame)
@@ -140,7 +107,7 @@ async def sse_endpoint(request: Request) -> Response:
 class EventStream(Response):
     """The streaming response of one SSE session; it owns the session's tasks."""
 
-    def __init__(self, gateway: Gateway, session: SseSession, plan: Plan) -> None:
+    def __init__(self, gateway: Gateway, session: Session, plan: Plan) -> None:
         self.gateway, self.session, self.plan = gateway, session, plan
         self.background = None
 
@@ -161,7 +128,7 @@ class EventStream(Response):
         try:
             async with asyncio.TaskGroup() as tasks:
                 helpers = [
-                    tasks.create_task(session.write_loop(write)),
+                    tasks.create_task(write_loop(session, write, sse_events)),
                     tasks.create_task(self._subscribe()),
                     tasks.create_task(_watch_disconnect(receive, session)),
                     tasks.create_task(_heartbeat(session, gateway.settings.heartbeat)),

@@ -11,12 +11,12 @@ from nats.aio.client import Client as NATS
 
 from gateway.conflation import conflated_topics
 from gateway.feed import Feed
-from gateway.flush import Flusher
-from gateway.frames import FrameCache
 from gateway.hub import Hub
-from gateway.session import OutboxLimits, Session
+from gateway.outbox import OutboxLimits
+from gateway.session import Session
 from gateway.subscribe import Subscriber
 from gateway.telemetry import Telemetry
+from gateway.writer import Writer
 from services.looplag import LoopLag
 from services.settings import GatewaySettings
 from services.tokens import Verifier
@@ -39,8 +39,7 @@ class Gateway:
     # Set when the process is asked to stop: readiness fails and new connections are refused.
     draining: bool = False
     conflate: Callable[[str], bool] | None = field(init=False)
-    frames: FrameCache = field(default_factory=FrameCache)
-    flusher: Flusher = field(default_factory=Flusher)
+    writer: Writer = field(default_factory=Writer)  # the hub's, which writes what it settles
     loop_lag: LoopLag = field(default_factory=LoopLag)
 
     def __post_init__(self) -> None:
@@ -50,14 +49,14 @@ class Gateway:
             subscriptions=lambda: sum(len(s.patterns) for s in self.sessions),
             outbox=lambda: sum(s.queued for s in self.sessions),
             lag=lambda: max(0, self.feed.stream_last - self.feed.head),
+            cached_topics=lambda: self.hub.cached_topics,
         )
         self.telemetry.register(self.loop_lag.histogram)
 
     @property
     def limits(self) -> OutboxLimits:
         s = self.settings
-        return OutboxLimits(s.outbox_messages, s.outbox_bytes, s.batch_max, self.conflate, self.frames,
-                            self.hub.settle)
+        return OutboxLimits(s.outbox_messages, s.outbox_bytes, s.batch_max, self.conflate)
 
     def close_all(self, code: int, reason: str) -> None:
         """Ask every connection to close now (WebSocket close frame, SSE stream end)."""

@@ -99,7 +99,7 @@ class Telemetry:
         self._sends: OrderedDict[str, tuple[int, int, str]] = OrderedDict()  # trace → (sent µs, seq, topic)
 
     def gauges(self, connections: Callable[[], int], subscriptions: Callable[[], int],
-               outbox: Callable[[], int], lag: Callable[[], int]) -> None:
+               outbox: Callable[[], int], lag: Callable[[], int], cached_topics: Callable[[], int]) -> None:
         """Figures read from the gateway's own state: at scrape time, or under multiprocess
         mode published by ``publish`` (the mode says how workers' values combine)."""
         gauges: tuple[tuple[str, str, Callable[[], int], GaugeMode], ...] = (
@@ -108,6 +108,8 @@ class Telemetry:
              "livesum"),
             ("tickwire_gateway_outbox_messages", "Frames queued to clients, not yet sent", outbox, "livesum"),
             ("tickwire_consumer_lag_messages", "Stream messages this replica has not received yet", lag, "livemax"),
+            ("tickwire_gateway_hub_cached_topics", "Topics whose receivers the hub remembers (bounded)",
+             cached_topics, "livesum"),
         )
         registry = None if self.multiprocess else self.registry
         for name, doc, read, mode in gauges:

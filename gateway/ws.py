@@ -4,8 +4,8 @@ Per connection: a reader task parsing client frames, owned by a TaskGroup with t
 expiry watch; they end together when the session is closing, whoever decided it (client
 gone, slow consumer, internal error). Every server frame, including replies to client
 frames, goes through the outbox so replies keep their order with the messages around them;
-the gateway's flusher writes it (gateway.flush), or, on a server without gateway.server's
-protocol, a writer task through ASGI.
+the gateway's writer writes it into the socket (gateway.writer), or, on a server without
+gateway.server's protocol, a writer task through ASGI.
 
 Binary frames get an ``error`` frame (bad_request) and the connection stays open: the
 protocol is text only, and refusing one frame is enough to tell a confused client.
@@ -29,6 +29,7 @@ from gateway.auth import AuthError, connection_grant, expire, renew
 from gateway.ratelimit import FrameRateLimit, Verdict
 from gateway.session import Session, SessionState
 from gateway.state import DRAINING, Gateway
+from gateway.writer import write_loop, ws_text
 from services import protocol
 from services.hops import now_us
 from services.protocol import (
@@ -112,7 +113,9 @@ async def _run(websocket: WebSocket, session: Session, gateway: Gateway) -> None
                 tasks.create_task(expire(session, gateway.settings.jwt_leeway)),
             ]
             if not _attach(websocket, session, gateway):
-                helpers.append(tasks.create_task(session.write_loop(websocket.send_text)))
+                frames = gateway.writer.frames
+                helpers.append(tasks.create_task(
+                    write_loop(session, websocket.send_text, lambda outbox: ws_text(outbox, frames))))
             await session.wait_closing()
             # A writer may be parked on a socket the client does not read: stop it so the
             # close frame can be sent (or the socket aborted) now.
@@ -178,18 +181,14 @@ async def _handle(frame: ClientFrame, session: Session, gateway: Gateway) -> Non
 
 
 def _attach(websocket: WebSocket, session: Session, gateway: Gateway) -> bool:
-    """Hand the session's writes to the gateway's flusher, where the server lets it write
+    """Hand the session's writes to the gateway's writer, where the server lets it write
     serialized frames synchronously (gateway.server); False elsewhere."""
     extension: dict[str, Any] | None = websocket.scope.get("extensions", {}).get(SEND_EXTENSION)
     if extension is None:
         return False
-    connection, wire, flusher = extension["connection"], gateway.frames.wire, gateway.flusher
-
-    def write(text: str) -> None:
-        connection.write_frame(wire(text))
-
-    connection.on_writable = lambda: flusher.mark(session)
-    session.attach(connection.can_write, write, flusher)
+    connection, writer = extension["connection"], gateway.writer
+    connection.on_writable = lambda: writer.mark(session)
+    writer.attach(session, connection)
     return True
 
 

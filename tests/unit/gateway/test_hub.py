@@ -12,6 +12,7 @@ class Sink:
     def __init__(self) -> None:
         self.got: list[int] = []
         self.runs = 0
+        self.unsettled = 0
 
     def deliver_run(self, run: Run) -> None:
         self.runs += 1
@@ -87,3 +88,11 @@ async def test_a_subscriber_removed_later_in_the_turn_still_gets_what_was_publis
     hub.publish(msg(2, "ticks.A"))
     await asyncio.sleep(0)
     assert a.got == [1]
+
+
+def test_the_topic_cache_is_bounded_and_drops_its_oldest_entry() -> None:
+    hub, a = Hub(cache_topics=3), Sink()
+    hub.add(a, "ticks.*")
+    for i in range(5):
+        assert hub.matching(f"ticks.S{i}") == (a,)
+    assert hub.cached_topics == 3 and hub.matching("ticks.S4") == (a,)

@@ -1,12 +1,19 @@
-"""The session outbox: batching, bounds, slow consumer."""
+"""A session's outbox: batching, bounds, slow consumer, conflation."""
 
 from __future__ import annotations
 
 import json
 
+from gateway.frames import FrameCache
 from gateway.message import Message
-from gateway.session import OutboxLimits, Session, SessionState
+from gateway.outbox import OutboxLimits
+from gateway.session import Session, SessionState
+from gateway.writer import write_loop, ws_text
 from services import protocol
+
+
+def take(session: Session) -> str:
+    return ws_text(session.outbox, FrameCache())
 
 
 def msg(seq: int) -> Message:
@@ -28,7 +35,8 @@ async def test_writer_batches_messages_and_keeps_control_frames_in_order() -> No
         if len(sent) == 4:
             session.closed()
 
-    await session.write_loop(send)
+    cache = FrameCache()
+    await write_loop(session, send, lambda outbox: ws_text(outbox, cache))
     assert [f["type"] for f in sent] == ["pong", "batch", "pong", "msg"]
     assert [m["seq"] for m in sent[1]["msgs"]] == [1, 2, 3]  # type: ignore[index, union-attr]
 
@@ -66,9 +74,9 @@ def test_conflation_replaces_the_queued_message_of_a_topic_once_above_half() -> 
     for seq in range(5, 45):
         session.deliver(topic_msg(f"ticks.S{seq % 2}", seq))
     assert session.state is SessionState.OPEN
-    queued = [json.loads(session._take())]
+    queued = [json.loads(take(session))]
     while session.queued:
-        queued.append(json.loads(session._take()))
+        queued.append(json.loads(take(session)))
     frames = [m for f in queued for m in (f["msgs"] if f["type"] == "batch" else [f])]
     per_topic: dict[str, list[int]] = {}
     for f in frames:
@@ -76,7 +84,7 @@ def test_conflation_replaces_the_queued_message_of_a_topic_once_above_half() -> 
     assert per_topic["trades.X"] == [1, 2, 3, 4]
     assert per_topic["ticks.S0"][-1] == 44 and per_topic["ticks.S1"][-1] == 43
     assert all(seqs == sorted(seqs) for seqs in per_topic.values())
-    assert session.conflated == 40 - (len(per_topic["ticks.S0"]) + len(per_topic["ticks.S1"]))
+    assert session.outbox.conflated == 40 - (len(per_topic["ticks.S0"]) + len(per_topic["ticks.S1"]))
     assert len(frames) <= 10
 
 
@@ -101,8 +109,8 @@ def test_gap_notices_and_control_frames_break_batches_and_keep_their_place() -> 
     session.deliver(msg(6))
     taken = []
     while session.queued:
-        taken.append(json.loads(session._take()))
+        taken.append(json.loads(take(session)))
     assert [f["type"] for f in taken] == ["batch", "gap", "batch", "pong", "msg"]
     assert [m["seq"] for m in taken[0]["msgs"]] + [m["seq"] for m in taken[2]["msgs"]] == [1, 2, 4, 5]
     assert taken[4]["seq"] == 6
-    assert session._bytes == 0
+    assert session.outbox.bytes == 0

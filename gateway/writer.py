@@ -1,0 +1,125 @@
+"""The only outbox → bytes code: what a WebSocket or SSE connection sends, and when.
+
+A WebSocket served by gateway.server is attached to the ``Writer``: its outbox is written
+synchronously into its socket as serialized frames, whenever the socket takes more. A
+message fans out to many sessions at once; waking a writer task per session would cost
+two task steps per connection per burst, so instead a session queued to marks itself, and
+one pass writes every marked session. The hub's settle ends with that pass (the only
+deferral a message sees between NATS and the socket: gateway.hub); a frame queued outside
+a settle (a reply, a snapshot) schedules the pass for the end of the turn. What the feed
+read from NATS in one turn leaves in one frame, and under load the batches grow by
+themselves: while one pass writes, the next burst gathers. A paused socket keeps its
+outbox until its ``resume_writing`` marks it again.
+
+Anything else (SSE, a WebSocket on a plain ASGI server) runs ``write_loop`` with an async
+``send`` and an encoding: ``ws_text`` (the WebSocket text) or ``sse_events``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Protocol
+
+from gateway import frames
+from gateway.frames import FrameCache
+from gateway.outbox import Outbox
+from services.protocol import CloseCode
+
+if TYPE_CHECKING:
+    from gateway.session import Session
+
+log = logging.getLogger(__name__)
+
+
+class Socket(Protocol):
+    """Where an attached session's frames go (gateway.server's connection)."""
+
+    def can_write(self) -> bool:
+        """Whether the transport takes more now (not paused, not closing)."""
+
+    def write_frame(self, frame: bytes) -> None:
+        """Write one serialized WebSocket frame, without blocking."""
+
+
+def ws_text(outbox: Outbox, cache: FrameCache) -> str:
+    """The text of the next WebSocket frame: a control frame, a ``msg``, or a ``batch``."""
+    taken = outbox.take()
+    if isinstance(taken, str):
+        return taken
+    return cache.batch([m.frame for m in taken])
+
+
+def sse_events(outbox: Outbox) -> str:
+    """Up to ``batch_max`` queued frames as SSE events, one chunk (never a ``batch``)."""
+    chunk: list[str] = []
+    limit = outbox.limits.batch_max
+    while outbox and len(chunk) < limit:
+        taken = outbox.take()
+        if isinstance(taken, str):
+            chunk.append(frames.control_event(taken))
+        else:
+            chunk.extend(frames.message_event(m) for m in taken)
+    return "".join(chunk)
+
+
+class Writer:
+    def __init__(self, cache: FrameCache | None = None) -> None:
+        self.frames = cache if cache is not None else FrameCache()
+        self._sockets: dict[Session, Socket] = {}
+        self._dirty: dict[Session, None] = {}  # insertion-ordered set
+        self._scheduled = False
+
+    def attach(self, session: Session, socket: Socket) -> None:
+        """Write ``session``'s outbox into ``socket`` from now on."""
+        self._sockets[session] = socket
+        session.writer = self
+        if session.outbox:
+            self.mark(session)
+
+    def detach(self, session: Session) -> None:
+        self._sockets.pop(session, None)
+        self._dirty.pop(session, None)
+
+    def mark(self, session: Session) -> None:
+        """Write ``session`` in the next pass: the hub's settle, or at the end of this turn."""
+        self._dirty[session] = None
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self.write)
+
+    def write(self) -> None:
+        """One pass: every marked session's outbox, as far as its socket takes it now."""
+        self._scheduled = False
+        dirty, self._dirty = self._dirty, {}
+        for session in dirty:
+            socket = self._sockets.get(session)
+            if socket is None:
+                continue
+            try:
+                self._drain(session, socket)
+            except Exception:
+                # One broken connection must not keep the others' frames back.
+                log.exception("session %s: write failed", session.id)
+                session.close(CloseCode.INTERNAL, "internal error")
+
+    def _drain(self, session: Session, socket: Socket) -> None:
+        outbox, cache = session.outbox, self.frames
+        while outbox and session.is_open and socket.can_write():
+            socket.write_frame(cache.wire(ws_text(outbox, cache)))
+        session.made_room()
+
+
+async def write_loop(session: Session, send: Callable[[str], Awaitable[None]],
+                     encode: Callable[[Outbox], str]) -> None:
+    """Drain ``session``'s outbox into ``send`` until the session stops being open."""
+    outbox = session.outbox
+    while session.is_open:
+        await session.wait_queued()
+        # One turn of the loop first: the rest of the feed's current read from NATS is
+        # queued by then, so it leaves in this write instead of a frame each.
+        await asyncio.sleep(0)
+        while outbox and session.is_open:
+            await send(encode(outbox))
+            session.made_room()

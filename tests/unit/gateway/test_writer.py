@@ -1,0 +1,129 @@
+"""The writer: one pass per turn over every session with something queued, the hub's settle
+included, so a message is deferred once between NATS and the socket."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from gateway.hub import Hub
+from gateway.message import Message
+from gateway.outbox import OutboxLimits
+from gateway.session import Session, SessionState
+from gateway.writer import Writer
+from services import protocol
+
+
+def msg(seq: int) -> Message:
+    return Message(seq, "t", protocol.msg("t", seq, f"{seq}-0", seq, b"{}"))
+
+
+def payload(frame: bytes) -> dict[str, Any]:
+    """The JSON of one unmasked server text frame (gateway.frames.text_frame)."""
+    size = frame[1]
+    start = 2 if size < 126 else 4 if size == 126 else 10
+    decoded: dict[str, Any] = json.loads(frame[start:])
+    return decoded
+
+
+class Socket:
+    """Stands in for gateway.server's connection: frames written, and a paused flag."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.frames: list[dict[str, Any]] = []
+        self.paused = False
+        self.fail = fail
+
+    def can_write(self) -> bool:
+        return not self.paused
+
+    def write_frame(self, frame: bytes) -> None:
+        if self.fail:
+            raise OSError("broken")
+        self.frames.append(payload(frame))
+
+
+def attached(writer: Writer, socket: Socket) -> Session:
+    session = Session("s", OutboxLimits(messages=100, bytes=1 << 20, batch_max=256))
+    writer.attach(session, socket)
+    return session
+
+
+async def next_turn() -> None:
+    await asyncio.sleep(0)
+
+
+async def test_one_turns_messages_leave_as_one_batch_per_session() -> None:
+    """1. two sessions get 3 messages in one turn  2. after the turn each wrote one batch of 3."""
+    writer = Writer()
+    sockets = [Socket(), Socket()]
+    sessions = [attached(writer, s) for s in sockets]
+    for seq in (1, 2, 3):
+        for session in sessions:
+            session.deliver(msg(seq))
+    assert all(not s.frames for s in sockets)  # nothing leaves before the turn ends
+    await next_turn()
+    for socket in sockets:
+        assert [f["type"] for f in socket.frames] == ["batch"]
+        assert [m["seq"] for m in socket.frames[0]["msgs"]] == [1, 2, 3]
+
+
+async def test_a_paused_socket_keeps_its_outbox_until_marked_again() -> None:
+    """1. the socket is paused  2. messages stay queued  3. on resume (mark) they leave in order."""
+    writer = Writer()
+    socket = Socket()
+    session = attached(writer, socket)
+    socket.paused = True
+    session.deliver(msg(1))
+    await next_turn()
+    session.deliver(msg(2))
+    await next_turn()
+    assert socket.frames == [] and session.queued == 2
+    socket.paused = False
+    writer.mark(session)  # what the connection's resume_writing does
+    await next_turn()
+    assert [m["seq"] for m in socket.frames[0]["msgs"]] == [1, 2]
+    assert session.queued == 0
+
+
+async def test_a_failing_socket_closes_its_session_and_spares_the_others() -> None:
+    writer = Writer()
+    broken, healthy = Socket(fail=True), Socket()
+    first, second = attached(writer, broken), attached(writer, healthy)
+    first.deliver(msg(1))
+    second.deliver(msg(1))
+    await next_turn()
+    assert first.state is SessionState.CLOSING and first.close_code == 1011
+    assert [f["seq"] for f in healthy.frames] == [1]
+
+
+async def test_the_hubs_settle_writes_at_once() -> None:
+    """1. a session attached, subscribed through a hub wired to the writer  2. two messages
+    published, then the hub settles (what its one end-of-turn callback does)  3. both are in
+    the socket already, as one batch: no second deferral."""
+    writer = Writer()
+    hub = Hub(writer.write)
+    socket = Socket()
+    session = attached(writer, socket)
+    hub.add(session, "t")
+    hub.publish(msg(1))
+    hub.publish(msg(2))
+    hub.settle()
+    assert [m["seq"] for m in socket.frames[0]["msgs"]] == [1, 2]
+
+
+async def test_a_control_frame_keeps_its_place_after_the_turns_messages() -> None:
+    """1. msg 1 published to a session  2. in the same turn it queues a pong, then a snapshot
+    message (seq 0 of another topic)  3. the socket gets msg 1, the pong, then the snapshot
+    message, in that order."""
+    writer = Writer()
+    hub = Hub(writer.write)
+    socket = Socket()
+    session = attached(writer, socket)
+    hub.add(session, "t")
+    hub.publish(msg(1))
+    session.send(protocol.pong(7, 0))
+    session.deliver(Message(5, "u", protocol.msg("u", 5, "5-0", 5, b"{}")))
+    await next_turn()
+    assert [(f["type"], f.get("seq")) for f in socket.frames] == [("msg", 1), ("pong", None), ("msg", 5)]
