@@ -1,6 +1,8 @@
-"""Encodings of server frames: WebSocket framing, batches joined once, SSE events.
+"""The one encoder of every server frame: protocol v1's JSON, WebSocket framing, SSE events.
 
-A message's ``msg`` frame is encoded once at the feed. Connections with the same
+Server frames are built as ``str`` because they go out as WebSocket text frames; the type
+comes first in every one. A message's ``msg`` frame is encoded once at the feed and the
+same string is shared by every connection that receives it. Connections with the same
 subscriptions then flush the same run of messages: the first joins them into a ``batch``
 and serializes the WebSocket frame; the others find both here and only write the bytes.
 Entries are keyed by object identity and hold the objects they were built from, so an id
@@ -14,18 +16,84 @@ Over SSE each queued frame is one event: ``id`` (the seq, ``msg`` and ``gap`` on
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
-from gateway.message import Message
-from services import protocol
+from services.protocol import PROTOCOL_VERSION, ErrorCode
+
+if TYPE_CHECKING:
+    from gateway.message import Message
 
 CACHE_SIZE = 256
 HEARTBEAT = ""  # the control frame that an SSE stream sends as a ``: ping`` comment
-_TYPE = '{"type":"'  # how every control frame begins (services.protocol puts the type first)
+_TYPE = '{"type":"'  # how every frame begins
 K = TypeVar("K")
 V = TypeVar("V")
+
+
+# ---- protocol v1 (docs/protocol.md) ----------------------------------------------
+
+
+def _dump(obj: dict[str, Any]) -> str:
+    return orjson.dumps(obj).decode()
+
+
+def welcome(session: str, node: str, heartbeat: float) -> str:
+    return _dump(
+        {"type": "welcome", "protocol": PROTOCOL_VERSION, "session": session, "node": node, "heartbeat": heartbeat}
+    )
+
+
+def subscribed(topics: tuple[str, ...], seq: int, epoch: str, recovered: bool) -> str:
+    return _dump({"type": "subscribed", "topics": list(topics), "seq": seq, "epoch": epoch, "recovered": recovered})
+
+
+def unsubscribed(topics: tuple[str, ...]) -> str:
+    return _dump({"type": "unsubscribed", "topics": list(topics)})
+
+
+def pong(ident: Any, ts: int) -> str:
+    return _dump({"type": "pong", "id": ident, "ts": ts})
+
+
+def error_body(code: ErrorCode, message: str, **extra: Any) -> dict[str, Any]:
+    """An ``error`` frame as an object: also the body of an HTTP refusal (SSE, Origin)."""
+    return {"type": "error", "code": code.value, "message": message, **extra}
+
+
+def error(code: ErrorCode, message: str, **extra: Any) -> str:
+    return _dump(error_body(code, message, **extra))
+
+
+def gap(topic: str, reason: str) -> str:
+    return _dump({"type": "gap", "topic": topic, "reason": reason})
+
+
+def msg(
+    topic: str,
+    seq: int,
+    entry_id: str,
+    ts: int,
+    data: bytes,
+    trace: str | None = None,
+    hops: dict[str, int] | None = None,
+) -> str:
+    """One ``msg`` object. ``data`` is already-JSON bytes, spliced in without re-encoding."""
+    head = orjson.dumps({"type": "msg", "topic": topic, "seq": seq, "id": entry_id, "ts": ts})
+    if trace is not None:
+        head = head[:-1] + b',"trace":' + orjson.dumps(trace) + b',"hops":' + orjson.dumps(hops or {}) + b"}"
+    return (head[:-1] + b',"data":' + data + b"}").decode()
+
+
+def batch(msgs: list[str]) -> str:
+    """Several encoded ``msg`` objects in one frame; one alone goes out as itself."""
+    if len(msgs) == 1:
+        return msgs[0]
+    return '{"type":"batch","msgs":[' + ",".join(msgs) + "]}"
+
+
+# ---- WebSocket framing, shared by every connection ---------------------------------
 
 
 def text_frame(payload: bytes) -> bytes:
@@ -47,14 +115,14 @@ class FrameCache:
         self._wire: OrderedDict[int, tuple[str, bytes]] = OrderedDict()
 
     def batch(self, frames: list[str]) -> str:
-        """``protocol.batch(frames)``, the same ``str`` object for the same frames."""
+        """``batch(frames)``, the same ``str`` object for the same frames."""
         if len(frames) == 1:
             return frames[0]
         key = tuple(map(id, frames))
         found = self._batches.get(key)
         if found is not None:
             return found[1]
-        joined = protocol.batch(frames)
+        joined = batch(frames)
         self._remember(self._batches, key, (tuple(frames), joined))
         return joined
 
@@ -71,6 +139,9 @@ class FrameCache:
         cache[key] = value
         if len(cache) > self._size:
             cache.popitem(last=False)
+
+
+# ---- Server-Sent Events -----------------------------------------------------------
 
 
 def _data(frame: str) -> str:

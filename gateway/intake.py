@@ -14,8 +14,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
+from gateway import frames
 from gateway.message import Message, from_bus
-from services import protocol
 from services.subjects import topic_of
 
 log = logging.getLogger(__name__)
@@ -31,4 +31,4 @@ def decode(seq: int, subject: str, headers: Mapping[str, str] | None, data: byte
     except (TypeError, ValueError) as exc:  # orjson.JSONEncodeError is a TypeError
         topic = topic_of(subject)
         log.warning("feed: seq %d on %s cannot be encoded (%s): delivered as a gap notice", seq, subject, exc)
-        return Message(seq, topic, protocol.gap(topic, UNDECODABLE), is_gap=True)
+        return Message(seq, topic, frames.gap(topic, UNDECODABLE), is_gap=True)

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from services import envelope, protocol
+from gateway import frames
+from services import envelope
 from services.hops import entry_id_us, now_us
 from services.subjects import covers_prefix, matches, topic_of
 from services.telemetry import sampled
@@ -51,7 +52,7 @@ def from_bus(seq: int, subject: str, headers: Mapping[str, str] | None, data: by
     topic = topic_of(subject)
     reason = headers.get(envelope.GAP)
     if reason is not None:
-        return Message(seq, topic, protocol.gap(topic, reason), is_gap=True)
+        return Message(seq, topic, frames.gap(topic, reason), is_gap=True)
     entry_id = headers.get(envelope.ENTRY_ID, "")
     ts = _int(headers.get(envelope.ORIGIN_TS))
     if ts is None:
@@ -67,7 +68,7 @@ def from_bus(seq: int, subject: str, headers: Mapping[str, str] | None, data: by
     if trace is None and sampled(traceparent):
         trace = traceparent
     if trace is not None:
-        frame = protocol.msg(topic, seq, entry_id, ts, payload, trace=trace, hops=hops or {"origin": ts})
+        frame = frames.msg(topic, seq, entry_id, ts, payload, trace=trace, hops=hops or {"origin": ts})
     else:
-        frame = protocol.msg(topic, seq, entry_id, ts, payload)
+        frame = frames.msg(topic, seq, entry_id, ts, payload)
     return Message(seq, topic, frame, hops=hops, trace=trace)

@@ -20,11 +20,10 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlsplit
 
-import orjson
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from services import protocol
+from gateway.frames import error_body
 from services.protocol import ErrorCode
 
 log = logging.getLogger(__name__)
@@ -98,5 +97,5 @@ async def _refuse(scope: Scope, receive: Receive, send: Send) -> None:
         # Closing before accept: uvicorn answers the upgrade with HTTP 403.
         await send({"type": "websocket.close", "code": 1008, "reason": ""})
         return
-    body = orjson.loads(protocol.error(ErrorCode.FORBIDDEN, "origin not allowed"))
+    body = error_body(ErrorCode.FORBIDDEN, "origin not allowed")
     await JSONResponse(body, status_code=403)(scope, receive, send)

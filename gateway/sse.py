@@ -33,12 +33,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from gateway.auth import AuthError, connection_grant, expire
-from gateway.frames import HEARTBEAT, close_event
+from gateway.frames import HEARTBEAT, close_event, error_body
 from gateway.session import Session, SessionState
 from gateway.state import Gateway
 from gateway.subscribe import Plan, forbidden
 from gateway.writer import sse_events, write_loop
-from services import protocol
 from services.protocol import CloseCode, ErrorCode, ProtocolError, Subscribe, parse_client_frame
 
 log = logging.getLogger(__name__)
@@ -56,7 +55,7 @@ def _refuse(status: int, code: ErrorCode, message: str, **extra: object) -> JSON
     headers = {"Retry-After": "1"} if status == 503 else None
     if status == 401:
         headers = {"WWW-Authenticate": 'Bearer realm="tickwire"'}
-    return JSONResponse(orjson.loads(protocol.error(code, message, **extra)), status_code=status, headers=headers)
+    return JSONResponse(error_body(code, message, **extra), status_code=status, headers=headers)
 
 
 def _subscribe_frame(request: Request) -> Subscribe:

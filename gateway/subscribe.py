@@ -22,12 +22,12 @@ from dataclasses import dataclass, replace
 
 from nats.errors import Error as NatsError
 
+from gateway import frames
 from gateway.feed import Feed
 from gateway.hub import Hub
 from gateway.message import Message
 from gateway.session import Session, SessionState
 from gateway.store import StoreError
-from services import protocol
 from services.protocol import ErrorCode, ProtocolError, Subscribe
 from services.tokens import Grant
 
@@ -68,7 +68,7 @@ class Subscriber:
         rest of the frame proceeds."""
         refused = forbidden(session.grant, frame.topics)
         if refused:
-            session.send(protocol.error(ErrorCode.FORBIDDEN, f"not granted: {', '.join(refused)}",
+            session.send(frames.error(ErrorCode.FORBIDDEN, f"not granted: {', '.join(refused)}",
                                         topics=list(refused)))
             allowed = tuple(t for t in frame.topics if t not in refused)
             if not allowed:
@@ -82,7 +82,7 @@ class Subscriber:
         dropped = forbidden(grant, tuple(session.patterns))
         if dropped:
             self.unsubscribe(session, dropped)
-            session.send(protocol.error(ErrorCode.FORBIDDEN, f"no longer granted: {', '.join(dropped)}",
+            session.send(frames.error(ErrorCode.FORBIDDEN, f"no longer granted: {', '.join(dropped)}",
                                         topics=list(dropped)))
 
     async def prepare(self, session: Session, frame: Subscribe) -> Plan:
@@ -101,7 +101,7 @@ class Subscriber:
     async def apply(self, session: Session, plan: Plan) -> None:
         """Send ``subscribed``, the snapshot, then replay and go live."""
         # subscribed, snapshot and going live happen in one step: nothing comes between.
-        session.send(protocol.subscribed(plan.topics, self.feed.head, self.feed.epoch, plan.recovered))
+        session.send(frames.subscribed(plan.topics, self.feed.head, self.feed.epoch, plan.recovered))
         self._snapshot(session, plan.fresh)
         if plan.resume:
             await self._resume(session, plan.resume)

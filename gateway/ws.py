@@ -25,12 +25,12 @@ from typing import Any
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from gateway import frames
 from gateway.auth import AuthError, connection_grant, expire, renew
 from gateway.ratelimit import FrameRateLimit, Verdict
 from gateway.session import Session, SessionState
 from gateway.state import DRAINING, Gateway
 from gateway.writer import write_loop, ws_text
-from services import protocol
 from services.hops import now_us
 from services.protocol import (
     Auth,
@@ -93,7 +93,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     session = Session(uuid.uuid4().hex[:16], gateway.limits)
     session.grant = grant
     gateway.sessions.add(session)
-    session.send(protocol.welcome(session.id, gateway.settings.node, gateway.settings.heartbeat))
+    session.send(frames.welcome(session.id, gateway.settings.node, gateway.settings.heartbeat))
     try:
         await _run(websocket, session, gateway)
     finally:
@@ -142,7 +142,7 @@ async def _read_loop(websocket: WebSocket, session: Session, gateway: Gateway) -
             session.close(CloseCode.POLICY, "rate limit exceeded")
             return
         if verdict is Verdict.DROP_AND_TELL:
-            session.send(protocol.error(ErrorCode.RATE_LIMITED, "too many frames: this one was dropped"))
+            session.send(frames.error(ErrorCode.RATE_LIMITED, "too many frames: this one was dropped"))
         if verdict is not Verdict.ALLOW:
             continue
         try:
@@ -154,7 +154,7 @@ async def _read_loop(websocket: WebSocket, session: Session, gateway: Gateway) -
             if not logged_bad_input:  # once per connection: a flood must not flood the log
                 log.info("session %s: refused frame: %s %s", session.id, exc.code.value, exc.message)
                 logged_bad_input = True
-            session.send(protocol.error(exc.code, exc.message))
+            session.send(frames.error(exc.code, exc.message))
 
 
 async def _handle(frame: ClientFrame, session: Session, gateway: Gateway) -> None:
@@ -164,9 +164,9 @@ async def _handle(frame: ClientFrame, session: Session, gateway: Gateway) -> Non
         await gateway.subscriber.subscribe(session, frame)
     elif isinstance(frame, Unsubscribe):
         gateway.subscriber.unsubscribe(session, frame.topics)
-        session.send(protocol.unsubscribed(frame.topics))
+        session.send(frames.unsubscribed(frame.topics))
     elif isinstance(frame, Ping):
-        session.send(protocol.pong(frame.id, now_us()))
+        session.send(frames.pong(frame.id, now_us()))
     elif isinstance(frame, Report):
         gateway.telemetry.report(session.id, frame)
     elif isinstance(frame, Auth):

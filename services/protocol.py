@@ -1,8 +1,7 @@
-"""WebSocket protocol v1: client frames parsed strictly, server frames encoded once.
+"""WebSocket protocol v1's shared vocabulary: client frames parsed strictly, close and error codes.
 
-The contract is ``docs/protocol.md``. Server frames are built as ``str`` because they go
-out as WebSocket text frames; a message is encoded once at the gateway and the same string
-is shared by every connection that receives it.
+The contract is ``docs/protocol.md``. Server frames are encoded by the gateway alone
+(gateway.frames).
 """
 
 from __future__ import annotations
@@ -192,59 +191,3 @@ def parse_client_frame(text: str | bytes) -> ClientFrame:
     if parser is None:
         raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown frame type {str(kind)[:40]!r}")
     return parser(frame)
-
-
-# ---- server → client -------------------------------------------------------------
-
-
-def _dump(obj: dict[str, Any]) -> str:
-    return orjson.dumps(obj).decode()
-
-
-def welcome(session: str, node: str, heartbeat: float) -> str:
-    return _dump(
-        {"type": "welcome", "protocol": PROTOCOL_VERSION, "session": session, "node": node, "heartbeat": heartbeat}
-    )
-
-
-def subscribed(topics: tuple[str, ...], seq: int, epoch: str, recovered: bool) -> str:
-    return _dump({"type": "subscribed", "topics": list(topics), "seq": seq, "epoch": epoch, "recovered": recovered})
-
-
-def unsubscribed(topics: tuple[str, ...]) -> str:
-    return _dump({"type": "unsubscribed", "topics": list(topics)})
-
-
-def pong(ident: Any, ts: int) -> str:
-    return _dump({"type": "pong", "id": ident, "ts": ts})
-
-
-def error(code: ErrorCode, message: str, **extra: Any) -> str:
-    return _dump({"type": "error", "code": code.value, "message": message, **extra})
-
-
-def gap(topic: str, reason: str) -> str:
-    return _dump({"type": "gap", "topic": topic, "reason": reason})
-
-
-def msg(
-    topic: str,
-    seq: int,
-    entry_id: str,
-    ts: int,
-    data: bytes,
-    trace: str | None = None,
-    hops: dict[str, int] | None = None,
-) -> str:
-    """One ``msg`` object. ``data`` is already-JSON bytes, spliced in without re-encoding."""
-    head = orjson.dumps({"type": "msg", "topic": topic, "seq": seq, "id": entry_id, "ts": ts})
-    if trace is not None:
-        head = head[:-1] + b',"trace":' + orjson.dumps(trace) + b',"hops":' + orjson.dumps(hops or {}) + b"}"
-    return (head[:-1] + b',"data":' + data + b"}").decode()
-
-
-def batch(msgs: list[str]) -> str:
-    """Several encoded ``msg`` objects in one frame; one alone goes out as itself."""
-    if len(msgs) == 1:
-        return msgs[0]
-    return '{"type":"batch","msgs":[' + ",".join(msgs) + "]}"

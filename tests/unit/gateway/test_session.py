@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 
+from gateway import frames
 from gateway.frames import FrameCache
 from gateway.message import Message
 from gateway.outbox import OutboxLimits
 from gateway.session import Session, SessionState
 from gateway.writer import write_loop, ws_text
-from services import protocol
 
 
 def take(session: Session) -> str:
@@ -17,16 +17,16 @@ def take(session: Session) -> str:
 
 
 def msg(seq: int) -> Message:
-    return Message(seq, "t", protocol.msg("t", seq, f"{seq}-0", seq, b"{}"))
+    return Message(seq, "t", frames.msg("t", seq, f"{seq}-0", seq, b"{}"))
 
 
 async def test_writer_batches_messages_and_keeps_control_frames_in_order() -> None:
     """1. queue pong, 3 msgs, pong, 1 msg  2. the writer sends pong, batch(3), pong, msg."""
     session = Session("s", OutboxLimits(messages=100, bytes=1 << 20, batch_max=256))
-    session.send(protocol.pong(1, 0))
+    session.send(frames.pong(1, 0))
     for seq in (1, 2, 3):
         session.deliver(msg(seq))
-    session.send(protocol.pong(2, 0))
+    session.send(frames.pong(2, 0))
     session.deliver(msg(4))
     sent: list[dict[str, object]] = []
 
@@ -60,7 +60,7 @@ def test_byte_bound_counts_too() -> None:
 
 
 def topic_msg(topic: str, seq: int) -> Message:
-    return Message(seq, topic, protocol.msg(topic, seq, f"{seq}-0", seq, b"{}"))
+    return Message(seq, topic, frames.msg(topic, seq, f"{seq}-0", seq, b"{}"))
 
 
 def test_conflation_replaces_the_queued_message_of_a_topic_once_above_half() -> None:
@@ -102,10 +102,10 @@ def test_gap_notices_and_control_frames_break_batches_and_keep_their_place() -> 
     session = Session("s", OutboxLimits(messages=100, bytes=1 << 20, batch_max=256))
     session.deliver(msg(1))
     session.deliver(msg(2))
-    session.deliver(Message(3, "t", protocol.gap("t", "trimmed"), is_gap=True))
+    session.deliver(Message(3, "t", frames.gap("t", "trimmed"), is_gap=True))
     session.deliver(msg(4))
     session.deliver(msg(5))
-    session.send(protocol.pong(1, 0))
+    session.send(frames.pong(1, 0))
     session.deliver(msg(6))
     taken = []
     while session.queued:

@@ -7,16 +7,16 @@ import asyncio
 import json
 from typing import Any
 
+from gateway import frames
 from gateway.hub import Hub
 from gateway.message import Message
 from gateway.outbox import OutboxLimits
 from gateway.session import Session, SessionState
 from gateway.writer import Writer
-from services import protocol
 
 
 def msg(seq: int) -> Message:
-    return Message(seq, "t", protocol.msg("t", seq, f"{seq}-0", seq, b"{}"))
+    return Message(seq, "t", frames.msg("t", seq, f"{seq}-0", seq, b"{}"))
 
 
 def payload(frame: bytes) -> dict[str, Any]:
@@ -123,7 +123,7 @@ async def test_a_control_frame_keeps_its_place_after_the_turns_messages() -> Non
     session = attached(writer, socket)
     hub.add(session, "t")
     hub.publish(msg(1))
-    session.send(protocol.pong(7, 0))
-    session.deliver(Message(5, "u", protocol.msg("u", 5, "5-0", 5, b"{}")))
+    session.send(frames.pong(7, 0))
+    session.deliver(Message(5, "u", frames.msg("u", 5, "5-0", 5, b"{}")))
     await next_turn()
     assert [(f["type"], f.get("seq")) for f in socket.frames] == [("msg", 1), ("pong", None), ("msg", 5)]
