@@ -191,7 +191,7 @@ class Subscriber:
             log.warning("session %s: seqs %d..%d left the stream during its catch-up: gap notices sent",
                         session.id, cursor + 1, stream_first - 1)
             for topic in topics:
-                session.send(protocol.gap(topic, RETENTION))
+                session.send(frames.gap(topic, RETENTION))
         first = self.feed.first_seq()  # the ring may have moved on while we waited
         for message in batch.messages:
             if message.seq >= first:
