@@ -19,6 +19,10 @@ from gateway.intake import decode
 from gateway.message import Message
 
 REPLY_TIMEOUT = 5.0
+# nats-server answers a multi_last matching more than 1,024 subjects with 413 "Too Many
+# Results" (a ``batch`` does not lift it): the latest per subject is asked for in lists of
+# literal subjects no longer than this.
+MULTI_LAST_SUBJECTS = 1000
 
 
 class StoreError(RuntimeError):
@@ -35,6 +39,7 @@ class Store:
     def __init__(self, nc: NATS, stream: str, prefix: str, concurrency: int = 4) -> None:
         self._nc = nc
         self._subject = f"$JS.API.DIRECT.GET.{stream}"
+        self._info = f"$JS.API.STREAM.INFO.{stream}"
         self._prefix = prefix
         # Bounds how many catch-up reads one replica puts on JetStream at a time.
         self._slots = asyncio.Semaphore(concurrency)
@@ -52,8 +57,29 @@ class Store:
         """The last message of every subject with seq ≤ ``up_to_seq``, in seq order."""
         if up_to_seq <= 0:
             return []
-        request = {"multi_last": [f"{self._prefix}.>"], "up_to_seq": up_to_seq}
-        return (await self._request(request)).messages
+        subjects = await self.subjects()
+        messages: list[Message] = []
+        for i in range(0, len(subjects), MULTI_LAST_SUBJECTS):
+            request = {"multi_last": subjects[i:i + MULTI_LAST_SUBJECTS], "up_to_seq": up_to_seq}
+            messages.extend((await self._request(request)).messages)
+        return sorted(messages, key=lambda m: m.seq)
+
+    async def subjects(self) -> list[str]:
+        """Every subject the stream holds a message on, from its info, page by page."""
+        found: list[str] = []
+        while True:
+            request = {"subjects_filter": f"{self._prefix}.>", "offset": len(found)}
+            try:
+                reply = await self._nc.request(self._info, orjson.dumps(request), timeout=REPLY_TIMEOUT)
+            except TimeoutError:
+                raise StoreError(f"no answer to {request}") from None
+            info = orjson.loads(reply.data)
+            if "error" in info:
+                raise StoreError(f"stream info {request}: {info['error']}")
+            page = info.get("state", {}).get("subjects") or {}
+            found.extend(page)
+            if not page or len(found) >= info.get("total", 0):
+                return found
 
     async def _request(self, request: dict[str, object]) -> Batch:
         async with self._slots:
