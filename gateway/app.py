@@ -29,6 +29,7 @@ from gateway.sse import sse_endpoint
 from gateway.state import Gateway
 from gateway.subscribe import Subscriber
 from gateway.telemetry import Telemetry
+from gateway.tokens import Verifier
 from gateway.writer import Writer
 from gateway.ws import WebSocketRoute
 from services.connections import ensure_stream, open_nats
@@ -36,7 +37,6 @@ from services.protocol import CloseCode
 from services.redact import TokenLogFilter
 from services.settings import GatewaySettings
 from services.telemetry import GATEWAY, Tracer, tracing
-from services.tokens import Verifier
 
 log = logging.getLogger(__name__)
 

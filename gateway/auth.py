@@ -4,7 +4,7 @@ Where a token comes from, in this order: the ``bearer.<token>`` WebSocket subpro
 (browsers cannot set headers on a WebSocket; the server selects ``tickwire.v1``), an
 ``Authorization: Bearer`` header (other clients), and ``?token=`` only when
 ``TICKWIRE_AUTH_QUERY_TOKEN`` allows it (URLs end up in proxy logs and browser history).
-Verification is ``services.tokens``; the grant is kept on the session, where
+Verification is ``gateway.tokens``; the grant is kept on the session, where
 ``gateway.subscribe`` bounds every subscription by it.
 
 A WebSocket whose token is missing or bad is accepted and then closed with 1008 and the
@@ -21,8 +21,8 @@ import time
 from collections.abc import Mapping
 
 from gateway.session import Session, SessionState
+from gateway.tokens import Grant, TokenError, Verifier
 from services.protocol import CloseCode
-from services.tokens import Grant, TokenError, Verifier
 
 log = logging.getLogger(__name__)
 

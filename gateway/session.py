@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING
 from gateway.hub import Run
 from gateway.message import Message
 from gateway.outbox import Outbox, OutboxLimits
+from gateway.tokens import Grant
 from services.protocol import CloseCode
-from services.tokens import Grant
 
 if TYPE_CHECKING:
     from gateway.writer import Writer

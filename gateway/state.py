@@ -16,10 +16,10 @@ from gateway.outbox import OutboxLimits
 from gateway.session import Session
 from gateway.subscribe import Subscriber
 from gateway.telemetry import Telemetry
+from gateway.tokens import Verifier
 from gateway.writer import Writer
 from services.looplag import LoopLag
 from services.settings import GatewaySettings
-from services.tokens import Verifier
 
 DRAINING = "draining"
 READY_WAIT = 5.0  # a client arriving while the feed catches up waits this long

@@ -28,8 +28,8 @@ from gateway.hub import Hub
 from gateway.message import Message
 from gateway.session import Session, SessionState
 from gateway.store import StoreError
+from gateway.tokens import Grant
 from services.protocol import ErrorCode, ProtocolError, Subscribe
-from services.tokens import Grant
 
 log = logging.getLogger(__name__)
 

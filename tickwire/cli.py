@@ -134,8 +134,8 @@ def _dispatch(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         uvloop.run(run_simulator(simulator))
         return 0
     if args.command == "token":
+        from gateway.tokens import issue
         from services.subjects import TopicError
-        from services.tokens import issue
 
         # The gateway's settings: the token is signed with the secret the gateway verifies with.
         secret = GatewaySettings.from_env(env).jwt_secret

@@ -1,4 +1,4 @@
-"""Token issue and verification (services.tokens), the settings that enable auth, and redaction."""
+"""Token issue and verification (gateway.tokens), the settings that enable auth, and redaction."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from gateway.tokens import Grant, Keys, TokenError, Verifier, issue, keys_for
 from services.redact import TokenLogFilter, redact
 from services.settings import GatewaySettings, SettingsError
-from services.tokens import Grant, Keys, TokenError, Verifier, issue, keys_for
 
 SECRET = "s" * 40
 ROOT = Path(__file__).resolve().parents[3]
