@@ -115,6 +115,7 @@ def stream_config(bus: BusSettings) -> StreamConfig:
         max_msgs=bus.retention_messages,
         duplicate_window=bus.duplicate_window,
         storage=StorageType.FILE if bus.storage == "file" else StorageType.MEMORY,
+        num_replicas=bus.stream_replicas,
         allow_direct=True,
     )
 

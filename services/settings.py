@@ -233,6 +233,9 @@ class BusSettings(Settings):
     retention_messages: PositiveInt = env_var("TICKWIRE_RETENTION_MESSAGES", 1_000_000)
     duplicate_window: NonNegativeFloat = env_var("TICKWIRE_DUPLICATE_WINDOW", 120.0)
     storage: Literal["file", "memory"] = env_var("TICKWIRE_STORAGE", "file")
+    # Copies of the stream a JetStream cluster keeps (1 on one server, 3 in the k8s prod
+    # overlay's 3-node cluster: losing the node that holds it must not stop the data path).
+    stream_replicas: PositiveInt = env_var("TICKWIRE_STREAM_REPLICAS", 1)
     nats_pending_bytes: PositiveInt = env_var("TICKWIRE_NATS_PENDING_BYTES", 8 * 1024 * 1024)
     tracing: str = ""  # the OTLP protocol spans are exported with, "" for none (services.telemetry)
     # Secrets stay in files the process reads; only their paths are settings.
