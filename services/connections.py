@@ -84,7 +84,9 @@ async def open_nats(bus: BusSettings, name: str) -> AsyncIterator[NATS]:
         log.info("nats: closed")
 
     nc = await nats.connect(
-        bus.nats_url,
+        # A comma list names several servers of a cluster; the client also learns the others
+        # from the first it reaches, but it must reach one.
+        [url.strip() for url in bus.nats_url.split(",") if url.strip()],
         name=name,
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.5,
