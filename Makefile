@@ -11,7 +11,7 @@ WEB_SOURCES := $(shell find web/src web/index.html web/vite.config.ts web/tsconf
 # npm ci rewrites this file, so it is the install's own stamp.
 BENCH_NODE := bench/node/node_modules/.package-lock.json
 
-.PHONY: run test test-python test-web deps system web bench bench-node lint clean
+.PHONY: run test test-python test-web deps system web bench bench-node lint clean deploy-test
 
 run: deps system web
 	$(BIN)/tickwire up
@@ -59,3 +59,6 @@ lint: deps
 
 clean:
 	rm -rf $(VENV) web/node_modules web/dist bench/node/node_modules .tickwire
+
+deploy-test: deps web
+	$(BIN)/pytest tests/deploy

@@ -58,6 +58,7 @@ def decode(request: ExportTraceServiceRequest) -> list[ReceivedSpan]:
 @dataclass
 class OtlpReceiver:
     port: int = field(default_factory=free_port)
+    host: str = "127.0.0.1"  # 0.0.0.0 in a container (tests/deploy/otlp_service.py)
     spans: list[ReceivedSpan] = field(default_factory=list)
     _server: asyncio.Server | None = None
     _writers: set[asyncio.StreamWriter] = field(default_factory=set)
@@ -67,7 +68,7 @@ class OtlpReceiver:
         return f"http://127.0.0.1:{self.port}"
 
     async def __aenter__(self) -> OtlpReceiver:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+        self._server = await asyncio.start_server(self._handle, self.host, self.port)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs the system programs Tickwire needs when they are missing, through apt-get.
-# Usage: tools/ensure-system.sh redis-server [chromium] [nginx] [prometheus]
+# Usage: tools/ensure-system.sh redis-server [chromium] [nginx] [prometheus] [dockerd] [debootstrap]
+# dockerd and debootstrap are for tests/deploy/ (a container engine and a local base image).
 set -euo pipefail
 
-declare -A package=([redis-server]=redis-server [chromium]=chromium [nginx]=nginx-light)
+declare -A package=([redis-server]=redis-server [chromium]=chromium [nginx]=nginx-light [dockerd]=docker.io
+                   [debootstrap]=debootstrap)
 missing=()
 for cmd in "$@"; do
   if ! command -v "$cmd" >/dev/null 2>&1 && ! [ -x "/usr/sbin/$cmd" ]; then

@@ -34,15 +34,14 @@ def render(conf: str, listen: int, upstreams: list[int], prefix: Path) -> str:
         return out
 
     conf = sub(r"^(\s*)listen\s+8080;", rf"\1listen 127.0.0.1:{listen};", conf)
-    server = re.search(r"^\s*server\s+gateway:8080\b([^;]*);", conf, re.M)
-    assert server, "the upstream must name the gateway service on port 8080"
-    # `resolve` needs nginx >= 1.27.3 and a DNS name; loopback addresses need neither.
-    params = " ".join(p for p in server.group(1).split() if p != "resolve")
-    lines = "".join(f"        server 127.0.0.1:{port} {params};\n" for port in upstreams)
-    conf = conf[: server.start()] + "\n" + lines + conf[server.end() + 1 :]
+    # The shipped file names the gateways by DNS (a variable, resolved per request); here the
+    # variable names an upstream group of loopback servers instead, which nginx then uses.
+    conf = sub(r"^(\s*)default\s+gateway:8080;", r"\1default tickwire_test;", conf)
+    servers = "".join(f"        server 127.0.0.1:{port} max_fails=1 fail_timeout=5s;\n" for port in upstreams)
+    conf = sub(r"^(\s*)resolver\s+[^;]*;", rf"\1upstream tickwire_test {{\n{servers}    }}", conf)
     conf = sub(r"^pid\s+\S+;", f"pid {prefix}/nginx.pid;", conf)
     conf = sub(r"^error_log\s+\S+", f"error_log {prefix}/error.log", conf)
-    conf = sub(r"access_log\s+\S+;", f"access_log {prefix}/access.log;", conf)
+    conf = sub(r"access_log\s+/dev/stdout;", f"access_log {prefix}/access.log;", conf)
     conf = re.sub(r"/tmp/nginx-", f"{prefix}/nginx-", conf)
     return re.sub(r"^worker_processes\s+\S+;", "worker_processes 2;", conf, flags=re.M)
 
@@ -156,5 +155,8 @@ def test_shipped_config_keeps_long_lived_streams_open() -> None:
     assert re.search(r"proxy_set_header Connection \$connection_upgrade;", conf)
     directives = "\n".join(line.split("#")[0] for line in conf.splitlines())
     assert not re.search(r"^\s*(ip_hash|hash|sticky)\b", directives, re.M), "no sticky sessions"
-    assert re.search(r"server gateway:8080 [^;]*\bresolve\b", conf), "new replicas must be found by DNS"
+    assert re.search(r"^\s*resolver 127\.0\.0\.11 valid=\d+s", conf, re.M), "Docker's DNS, re-read"
+    assert re.search(r"map \$host \$gateway \{\s*default gateway:8080;", conf), "gateways found by name"
+    assert conf.count("proxy_pass http://$gateway;") == 3, "a variable: resolved per request, so --scale is seen"
+    assert "proxy_set_header Host $http_host;" in conf, "Host with its port, for the same-origin check"
     assert re.search(r"^\s*listen 8080;", conf, re.M)
