@@ -19,7 +19,9 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-K8S_VERSION = "1.32.0"  # a version kubernetes-validate 1.37 ships schemas for
+# The Kubernetes versions docs/deploy.md claims; the manifests are validated against each
+# one's schemas (kubernetes-validate 1.37 ships them, offline).
+K8S_VERSIONS = ("1.31.0", "1.32.0", "1.33.0", "1.34.0", "1.35.0")
 OVERLAYS = ("dev", "prod")
 
 
@@ -111,6 +113,14 @@ def load_compose() -> dict[str, Any]:
         data = yaml.safe_load(f)
     assert isinstance(data, dict)
     return data
+
+
+def env_of(service: dict[str, Any]) -> dict[str, str]:
+    """A compose service's environment as a dict (it may be written as a list)."""
+    env = service.get("environment", {})
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) for item in env)
+    return {k: str(v) for k, v in env.items()}
 
 
 def seconds(value: str | int | float) -> float:

@@ -15,6 +15,7 @@ from tests.deploy.project import (
     allowed_env_names,
     cli_subcommands,
     console_scripts,
+    env_of,
     load_compose,
     seconds,
 )
@@ -27,18 +28,11 @@ def compose() -> dict[str, Any]:
     return load_compose()
 
 
-def env_of(service: dict[str, Any]) -> dict[str, str]:
-    env = service.get("environment", {})
-    if isinstance(env, list):
-        env = dict(item.split("=", 1) for item in env)
-    return {k: str(v) for k, v in env.items()}
-
-
 def test_services_and_scaling(compose: dict[str, Any]) -> None:
     services = compose["services"]
     assert {"redis", "nats", "ingest", "gateway", "nginx", "simulator", "jaeger"} <= set(services)
     assert services["ingest"]["deploy"]["replicas"] == 2
-    assert services["gateway"]["deploy"]["replicas"] == 3
+    assert services["gateway"]["deploy"]["replicas"] == 2
     for name in TICKWIRE_SERVICES:
         assert "ports" not in services[name], f"{name}: a fixed host port breaks --scale"
         assert "container_name" not in services[name], f"{name}: a fixed name breaks --scale"
@@ -89,10 +83,10 @@ def test_gateway_drain_fits_in_stop_grace_period(compose: dict[str, Any]) -> Non
 
 def test_jaeger_v2_receives_otlp(compose: dict[str, Any]) -> None:
     jaeger = compose["services"]["jaeger"]
-    assert re.fullmatch(r"jaegertracing/jaeger:2\.\d+\.\d+", jaeger["image"])
+    assert re.fullmatch(r"\$\{TICKWIRE_JAEGER_IMAGE:-jaegertracing/jaeger:2\.\d+\.\d+\}", jaeger["image"])
     flags = " ".join(jaeger["command"])
     assert "0.0.0.0:4317" in flags and "0.0.0.0:4318" in flags
-    assert "16686:16686" in jaeger["ports"]
+    assert "127.0.0.1:${TICKWIRE_JAEGER_UI_PORT:-16686}:16686" in jaeger["ports"]
 
 
 # --- deploy/Dockerfile ---------------------------------------------------------------------
@@ -111,17 +105,28 @@ def dockerfile_instructions() -> list[tuple[str, str]]:
 
 
 def test_dockerfile_stages_and_runtime() -> None:
-    """1. node:20 builds web/ with npm ci. 2. python:3.11-slim installs the locked runtime
-    dependencies, then the project with --no-deps. 3. The runtime runs `tickwire` as a
-    non-root user, with no bytecode writes, the web build at TICKWIRE_WEB_DIR, and a urllib
-    healthcheck on /healthz."""
+    """1. The base images are build arguments whose defaults are the official node:20 and
+    python:3.11-slim images. 2. web/dist comes from a Node stage (npm ci) or from the build
+    context (`make web` on the host), chosen by WEB_SOURCE. 3. A Python base stage installs
+    bookworm's python3 when the base has none (a debootstrap root); the locked runtime
+    dependencies, then the project with --no-deps, with the CA bundle as a build secret only.
+    4. The runtime runs `tickwire` as a non-root user, with no bytecode writes, the web build
+    at TICKWIRE_WEB_DIR, and a urllib healthcheck on /healthz."""
     ins = dockerfile_instructions()
-    froms = [rest for kw, rest in ins if kw == "FROM"]
-    assert froms[0].startswith("node:20") and " AS " in froms[0].upper()
-    assert all(f.startswith("python:3.11-slim") for f in froms[1:]) and len(froms) == 3
+    args = dict(rest.split("=", 1) for kw, rest in ins if kw == "ARG" and "=" in rest)
+    assert args["PYTHON_BASE"].startswith("python:3.11-slim") and args["NODE_BASE"].startswith("node:20")
+    assert args["WEB_SOURCE"] == "node"
+    froms = {rest.split()[-1]: rest.split()[0] for kw, rest in ins if kw == "FROM" and " AS " in rest.upper()}
+    assert froms["web-node"] == "${NODE_BASE}" and froms["base"] == "${PYTHON_BASE}"
+    assert froms["web"] == "web-${WEB_SOURCE}" and {"web-node", "web-context"} <= set(froms)
+    assert [rest for kw, rest in ins if kw == "FROM"][-1] == "base"
+    first = (ROOT / "deploy" / "Dockerfile").read_text().splitlines()[0]
+    assert not first.startswith("# syntax="), "a syntax line pulls the frontend from a registry"
     runs = " ".join(rest for kw, rest in ins if kw == "RUN")
     assert "npm ci" in runs and "npm run build" in runs
     assert "--constraint requirements.lock" in runs and "pip install --no-deps ." in runs
+    assert runs.count("--mount=type=secret,id=ca_bundle") >= 2 and "PIP_CERT=/run/secrets/ca_bundle" in runs
+    assert "python3 python3-venv ca-certificates" in runs
     final = ins[max(i for i, (kw, _) in enumerate(ins) if kw == "FROM") :]
     user = [rest for kw, rest in final if kw == "USER"]
     assert user and user[-1].split(":")[0] not in ("root", "0")
@@ -145,8 +150,43 @@ def test_dockerignore_keeps_the_context_small_but_complete() -> None:
         for line in (ROOT / ".dockerignore").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     }
-    assert {".git", ".venv", "web/node_modules", "web/dist", "tests"} <= ignored
+    assert {".git", ".venv", "web/node_modules", "tests"} <= ignored
+    assert "web/dist" not in ignored, "WEB_SOURCE=context copies the host's web/dist"
     sources = [rest.split()[0] for kw, rest in dockerfile_instructions() if kw == "COPY" and "--from" not in rest]
     for src in sources:
         top = src.rstrip("/")
         assert top not in ignored and top.split("/")[0] not in ignored, f"COPY {src} is excluded by .dockerignore"
+
+
+def test_compose_fits_any_http_port_and_probes_every_service(compose: dict[str, Any]) -> None:
+    """1. The published HTTP port is TICKWIRE_HTTP_PORT; the gateways' origin list is empty by
+    default (same origin as Host, which nginx passes with its port: deploy/nginx.conf), so
+    another port keeps the dashboard working. 2. Redis is published on loopback only (for
+    `redis-cli XADD`). 3. Every long-running service has a healthcheck."""
+    services = compose["services"]
+    assert services["nginx"]["ports"] == ["${TICKWIRE_HTTP_BIND:-0.0.0.0}:${TICKWIRE_HTTP_PORT:-8080}:8080"]
+    assert env_of(services["gateway"])["TICKWIRE_ALLOWED_ORIGINS"] == "${TICKWIRE_ALLOWED_ORIGINS:-}"
+    assert "proxy_set_header Host $http_host;" in (ROOT / "deploy" / "nginx.conf").read_text()
+    assert services["redis"]["ports"] == ["127.0.0.1:${TICKWIRE_REDIS_PORT:-6379}:6379"]
+    for name in ("redis", "nats", "ingest", "gateway", "nginx", "jaeger"):
+        check = services[name].get("healthcheck", {})
+        assert check.get("test") and not check.get("disable"), f"{name}: no healthcheck"
+    probe = " ".join(services["ingest"]["healthcheck"]["test"])
+    port = env_of(services["ingest"])["TICKWIRE_INGEST_METRICS_PORT"]
+    assert f"127.0.0.1:{port}/readyz" in probe
+    assert env_of(services["ingest"])["TICKWIRE_INGEST_METRICS_HOST"] == "0.0.0.0"
+
+
+def test_debian_override_builds_every_image_without_a_registry() -> None:
+    """deploy/compose.debian.yml gives redis, nats and nginx an image built from
+    deploy/debian.Dockerfile's stage of that name, and Tickwire's image the local base and
+    the host's web/dist."""
+    import yaml
+
+    override = yaml.safe_load((ROOT / "deploy" / "compose.debian.yml").read_text())["services"]
+    stages = set(re.findall(r"^FROM \S+ AS (\w+)", (ROOT / "deploy" / "debian.Dockerfile").read_text(), re.M))
+    for name in ("redis", "nats", "nginx"):
+        build = override[name]["build"]
+        assert build["dockerfile"] == "debian.Dockerfile" and build["target"] == name and name in stages
+    for name in TICKWIRE_SERVICES:
+        assert override[name]["build"]["args"]["WEB_SOURCE"] == "context"

@@ -12,13 +12,15 @@ import pytest
 from tests.deploy.project import (
     CREDENTIAL_PARTS,
     DRAIN_MARGIN_SECONDS,
-    K8S_VERSION,
+    K8S_VERSIONS,
     OVERLAYS,
     ROOT,
     allowed_env_names,
     cli_subcommands,
     console_scripts,
+    env_of,
     kubectl,
+    load_compose,
     render_overlay,
 )
 
@@ -70,15 +72,22 @@ def config_map_keys(objects: tuple[dict[str, Any], ...], name: str) -> set[str]:
     return set(find(objects, "ConfigMap", name).get("data", {}))
 
 
-def test_every_object_is_valid_against_the_kubernetes_schema(objects: tuple[dict[str, Any], ...]) -> None:
-    """1. Render the overlay. 2. Validate each object, strictly (no unknown fields), offline."""
+def test_docs_claim_the_validated_versions() -> None:
+    first, last = (".".join(v.split(".")[:2]) for v in (K8S_VERSIONS[0], K8S_VERSIONS[-1]))
+    assert f"Kubernetes {first}–{last}" in (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+def test_every_object_is_valid_against_the_kubernetes_schema(objects: tuple[dict[str, Any], ...], version: str) -> None:
+    """1. Render the overlay. 2. Validate each object, strictly (no unknown fields), offline,
+    against the schemas of each Kubernetes version docs/deploy.md claims."""
     assert objects
     errors = []
     for obj in objects:
         if obj["apiVersion"].startswith(CRD_GROUP):
             continue  # no schema offline: tests/deploy/test_monitoring.py checks these
         try:
-            kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+            kubernetes_validate.validate(obj, version, strict=True)
         except kubernetes_validate.ValidationError as exc:
             errors.append(f"{obj['kind']}/{obj['metadata']['name']}: {exc.message} at {list(exc.path)}")
         except kubernetes_validate.SchemaNotFoundError as exc:
@@ -305,3 +314,71 @@ def test_redis_keeps_an_append_only_file(objects: tuple[dict[str, Any], ...]) ->
     conf = find(objects, "ConfigMap", "redis-config")["data"]["redis.conf"]
     assert re.search(r"^appendonly yes$", conf, re.M) and re.search(r"^appendfsync everysec$", conf, re.M)
     assert sts["spec"]["volumeClaimTemplates"]
+
+
+# --- k8s/ against docker-compose.yml and the images tests/deploy/test_stack.py runs ---------
+
+
+def _compose_default(value: str) -> str:
+    """``${VAR:-default}`` → default; a literal stays as it is."""
+    match = re.fullmatch(r"\$\{\w+:-([^}]*)\}", value)
+    return match.group(1) if match else value
+
+
+def _probes(container: dict[str, Any]) -> list[dict[str, Any]]:
+    return [container[k] for k in ("readinessProbe", "livenessProbe", "startupProbe") if k in container]
+
+
+def _port_number(container: dict[str, Any], port: int | str) -> int:
+    named = {p["name"]: p["containerPort"] for p in container.get("ports", []) if "name" in p}
+    return int(named.get(port, port))
+
+
+def test_k8s_agrees_with_compose(objects: tuple[dict[str, Any], ...]) -> None:
+    """One source of truth: what the compose test ran is what Kubernetes runs. 1. Same
+    backing images (Redis, NATS, Jaeger) as compose's defaults. 2. ingest and gateway: the
+    same subcommand and arguments, the same served ports, every variable compose sets is set
+    (or deliberately differs: listed), probes only on paths the running containers answer
+    (/healthz, /readyz) on the served port. 3. The pods' user is the image's (10001)."""
+    services = load_compose()["services"]
+    images = {c["name"]: c["image"] for w in workloads(objects) for c in w["spec"]["template"]["spec"]["containers"]}
+    for name in ("redis", "nats", "jaeger"):
+        assert images[name] == _compose_default(services[name]["image"]), f"{name}: k8s and compose images differ"
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text(encoding="utf-8")
+    (uid,) = re.findall(r"^USER (\d+):\d+$", dockerfile, re.M)
+    # Set in compose for compose's own reasons; Kubernetes has its own way or value for them.
+    compose_only = {"TICKWIRE_ALLOWED_ORIGINS", "TICKWIRE_DRAIN_GRACE", "TICKWIRE_DRAIN_WINDOW",
+                    "TICKWIRE_JWT_SECRET", "TICKWIRE_AUTH", "TICKWIRE_STREAM_REPLICAS"}
+    for workload, c in tickwire_containers(objects):
+        if workload not in ("ingest", "gateway"):
+            continue
+        service = services[workload]
+        assert c["args"] == service["command"], f"{workload}: args {c['args']} ≠ compose {service['command']}"
+        names = {e["name"] for e in c.get("env", [])}
+        for src in c.get("envFrom", []):
+            names |= config_map_keys(objects, src["configMapRef"]["name"])
+        missing = set(env_of(service)) - names - compose_only
+        assert not missing, f"{workload}: compose sets {sorted(missing)}, Kubernetes does not"
+        if workload == "gateway":
+            served = {int(p.split(":")[-1]) for p in map(str, service["expose"])}
+        else:
+            served = {int(env_of(service)["TICKWIRE_INGEST_METRICS_PORT"])}
+            assert env_value(c, "TICKWIRE_INGEST_METRICS_PORT") == env_of(service)["TICKWIRE_INGEST_METRICS_PORT"]
+        assert {p["containerPort"] for p in c["ports"]} == served, f"{workload}: ports differ from compose"
+        for probe in _probes(c):
+            get = probe["httpGet"]
+            assert get["path"] in ("/healthz", "/readyz") and _port_number(c, get["port"]) in served, workload
+        pod = find(objects, "Deployment", workload)["spec"]["template"]["spec"]
+        assert str(pod["securityContext"]["runAsUser"]) == uid, f"{workload}: not the image's user {uid}"
+
+
+def test_stream_replicas_match_the_nats_cluster(overlay: str, objects: tuple[dict[str, Any], ...]) -> None:
+    """prod keeps stream MD on every node of its NATS cluster; elsewhere the default (1)."""
+    (config,) = [o["data"] for o in objects if o["kind"] == "ConfigMap"
+                 and o["metadata"]["name"].startswith("tickwire-config")]  # the generator adds a hash
+    nats = find(objects, "StatefulSet", "nats")["spec"]["replicas"]
+    replicas = int(config.get("TICKWIRE_STREAM_REPLICAS", "1"))
+    assert replicas == (nats if overlay == "prod" else 1)
+    for workload in ("ingest", "gateway"):
+        sources = find(objects, "Deployment", workload)["spec"]["template"]["spec"]["containers"][0]["envFrom"]
+        assert any(s["configMapRef"]["name"].startswith("tickwire-config") for s in sources), workload
