@@ -12,13 +12,13 @@ import nats
 import pytest
 
 from services.hops import now_us
-from services.localservers import free_port, nats_server_binary
 from services.settings import BusSettings
 from tests.conftest import Backend
 from tests.fault.harness import Observer, Producer, Verdict, judge, settle
 from tests.servers import Server
 from tests.stack import Services
 from tests.waiting import eventually
+from tickwire.localservers import free_port, nats_server_binary
 
 pytestmark = pytest.mark.slow
 
@@ -100,8 +100,15 @@ async def test_stream_leader_then_a_follower_killed_under_load(
     gateways = [services.gateway(f"gw-{i}", **env) for i in (1, 2)]
     for gateway in gateways:
         await gateway.ready(within=60)
-    leader, replicas = await cluster.placement()
-    assert len(replicas) == NODES - 1, f"stream MD is not on {NODES} nodes: leader {leader}, replicas {replicas}"
+    placed: list[tuple[str, list[str]]] = []
+
+    async def on_every_node() -> bool:
+        placed.append(await cluster.placement())
+        return len(placed[-1][1]) == NODES - 1
+
+    # The followers catch up right after the stream is made: wait for both to be current.
+    await eventually(on_every_node, within=30, every=0.5, what=f"stream MD current on {NODES} nodes")
+    leader = placed[-1][0]
     urls = [g.ws_url for g in gateways]
     observers = [Observer(urls if i % 2 else urls[::-1], ["fa.*", "fb.*"]) for i in range(20)]
     async with Producer(backend.redis_url, rate=200) as producer:
@@ -117,14 +124,15 @@ async def test_stream_leader_then_a_follower_killed_under_load(
 
             async def new_leader() -> bool:
                 try:
-                    return (await cluster.placement())[0] != leader
+                    placed.append(await cluster.placement())
                 except Exception:  # mid-election any call may fail (timeouts, no leader yet): ask again
                     return False
+                return placed[-1][0] != leader
 
             await eventually(new_leader, within=30, every=0.5, what="a new stream leader")
             await producer.reach(producer.total + 600, within=30)
 
-            second_leader, _ = await cluster.placement()
+            second_leader = placed[-1][0]
             follower = next(s for s in cluster.servers if s.proc is not None and s.name != second_leader)
             follower.kill()
             await producer.reach(producer.total + 400, within=30)  # Redis takes them; NATS has no quorum
