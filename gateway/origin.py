@@ -7,8 +7,12 @@ it on WebSocket and cross-origin requests) must name an allowed origin:
 
 * ``TICKWIRE_ALLOWED_ORIGINS`` set: exactly those (``scheme://host[:port]``).
 * empty (the default): same origin only, i.e. the Origin's host and port are those of the
-  request's ``Host`` header, so the dashboard the gateway serves itself keeps working.
-  Behind a proxy that rewrites ``Host``, list the public origins instead.
+  request's ``Host`` header, and only for a loopback host (``localhost``, 127.0.0.0/8,
+  ``::1``), so the dashboard the gateway serves itself on this machine keeps working. A
+  page and a ``Host`` that agree prove nothing by themselves: DNS rebinding points a
+  foreign name (``http://rebound.example:8080``) at the gateway's address, and the browser
+  then sends that name as both. Serve the dashboard under any other name, or behind a
+  proxy, by listing its origins.
 
 A refused WebSocket is closed before ``accept()``, which uvicorn answers with HTTP 403
 (facts.md); a refused ``/sse`` gets 403 with an ``error`` object. A request without
@@ -17,6 +21,7 @@ A refused WebSocket is closed before ``accept()``, which uvicorn answers with HT
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from urllib.parse import urlsplit
 
@@ -67,6 +72,20 @@ def same_origin(origin: str, host_header: str | None) -> bool:
     return theirs is not None and theirs == ours
 
 
+def loopback(host_header: str | None) -> bool:
+    """True when ``Host`` names this machine's loopback (a name no other site can rebind to)."""
+    found = _host_port(host_header.strip(), None) if host_header is not None else None
+    if found is None:
+        return False
+    host = found[0].lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class OriginGuard:
     """ASGI middleware refusing browser connections from pages not allowed to open them."""
 
@@ -78,7 +97,7 @@ class OriginGuard:
         normalized = origin.strip().rstrip("/").lower()
         if self.allowed:
             return normalized in self.allowed
-        return same_origin(normalized, host_header)
+        return same_origin(normalized, host_header) and loopback(host_header)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("websocket", "http") and scope["path"] in GUARDED_PATHS:

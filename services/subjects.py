@@ -61,7 +61,7 @@ def validate_pattern(pattern: object) -> str:
             if token == ">" and i != len(tokens) - 1:
                 raise TopicError("'>' may only be the last token")
             continue
-        if not _TOKEN.match(token):
+        if not _TOKEN.fullmatch(token):
             raise TopicError(f"invalid token {token!r} in topic {pattern!r}")
     return pattern
 

@@ -239,3 +239,21 @@ async def test_bad_http_requests_get_4xx_never_5xx(start_gateway: StartGateway) 
         assert 400 <= status < 500, (request[:40], status)
     async with httpx.AsyncClient(base_url=gw.http_url, timeout=10) as http:
         assert (await http.get("/readyz")).status_code == 200
+
+
+async def test_dns_rebinding_is_refused_by_default(start_gateway: StartGateway) -> None:
+    """1. a gateway with the default origin rule (no list); 2. a page served under a foreign
+    name rebound to the gateway's address sends that name as Origin and as Host: /sse and
+    the WebSocket upgrade get 403 (same origin used to pass); 3. the loopback origin the
+    gateway serves itself still passes."""
+    gw = await start_gateway()
+    rebound = f"rebound.example:{gw.port}"
+    async with httpx.AsyncClient(base_url=gw.http_url, timeout=10) as http:
+        refused = await http.get("/sse", params={"topics": "ticks.A"},
+                                 headers={"Host": rebound, "Origin": f"http://{rebound}"})
+        assert refused.status_code == 403
+        upgrade = {"Host": rebound, "Origin": f"http://{rebound}", "Connection": "Upgrade", "Upgrade": "websocket",
+                   "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+        assert (await http.get("/ws", headers=upgrade)).status_code == 403
+    async with websockets.connect(gw.ws_url, origin=websockets.Origin(f"http://127.0.0.1:{gw.port}")) as ws:
+        assert '"welcome"' in str(await ws.recv())

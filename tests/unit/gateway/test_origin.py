@@ -35,4 +35,21 @@ def test_a_list_replaces_the_same_origin_default() -> None:
     guard = OriginGuard(app, ("https://app.example",))  # type: ignore[arg-type]
     assert guard.allows("https://APP.example/", "gw.internal:8080")
     assert not guard.allows("http://gw.internal:8080", "gw.internal:8080")
-    assert OriginGuard(app, ()).allows("http://gw.internal:8080", "gw.internal:8080")  # type: ignore[arg-type]
+    assert guard.allows("https://app.example", "rebound.example:8080")
+
+
+@pytest.mark.parametrize(("origin", "host", "allowed"), [
+    ("http://127.0.0.1:8080", "127.0.0.1:8080", True),
+    ("http://127.1.2.3:8080", "127.1.2.3:8080", True),
+    ("http://localhost:8080", "localhost:8080", True),
+    ("http://[::1]:8080", "[::1]:8080", True),
+    ("http://rebound.example:8080", "rebound.example:8080", False),  # DNS rebinding
+    ("http://gw.internal:8080", "gw.internal:8080", False),
+    ("http://10.0.0.5:8080", "10.0.0.5:8080", False),
+    ("http://localhost.rebound.example:8080", "localhost.rebound.example:8080", False),
+])
+def test_by_default_same_origin_counts_only_on_loopback(origin: str, host: str, allowed: bool) -> None:
+    async def app(scope: object, receive: object, send: object) -> None:
+        raise AssertionError("not reached")
+
+    assert OriginGuard(app, ()).allows(origin, host) is allowed  # type: ignore[arg-type]

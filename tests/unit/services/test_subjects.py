@@ -94,3 +94,10 @@ def test_pattern_within_grant(pattern: str, grant: str, within: bool) -> None:
 )
 def test_covers_prefix_finds_who_hears_of_a_channel_gap(pattern: str, prefix: str, covers: bool) -> None:
     assert covers_prefix(pattern, prefix) is covers
+
+
+@pytest.mark.parametrize("topic", ["ticks.AAPL\n", "ticks\n.AAPL", "ticks.*\n", "\n"])
+def test_a_newline_never_passes_as_part_of_a_token(topic: str) -> None:
+    """``$`` matches before a trailing newline: the token rule must match the whole token."""
+    with pytest.raises(TopicError):
+        validate_pattern(topic)
