@@ -96,7 +96,9 @@ class Telemetry:
                          buckets=BUCKETS, registry=metrics)
         self._hops = {name: (start, end, hops.labels(name)) for name, start, end in HOPS}
         self._browser = hops.labels(BROWSER_HOP)
-        self._sends: OrderedDict[str, tuple[int, int, str]] = OrderedDict()  # trace → (sent µs, seq, topic)
+        # trace → (sent µs, seq, topic, sessions that reported it): a receipt counts once per
+        # session, so one client repeating it (1,000 to a frame) cannot skew the browser hop.
+        self._sends: OrderedDict[str, tuple[int, int, str, set[str]]] = OrderedDict()
 
     def gauges(self, connections: Callable[[], int], subscriptions: Callable[[], int],
                outbox: Callable[[], int], lag: Callable[[], int], cached_topics: Callable[[], int]) -> None:
@@ -162,7 +164,7 @@ class Telemetry:
             return
         # Fanned out: the gateway hop ends and the browser's begins at the same instant.
         sent = now_us()
-        self._sends[message.trace] = (sent, message.seq, message.topic)
+        self._sends[message.trace] = (sent, message.seq, message.topic, set())
         if len(self._sends) > TRACED_SENDS:
             self._sends.popitem(last=False)
         if span is not None:
@@ -181,9 +183,10 @@ class Telemetry:
         """A client's receipts of traced messages: the browser hop, measured and traced."""
         for receipt in report.received:
             sent = self._sends.get(receipt.trace)
-            if sent is None or receipt.t < sent[0]:
-                continue  # not ours, forgotten, or a clock the offset did not fix
-            sent_us, seq, topic = sent
+            if sent is None or receipt.t < sent[0] or receipt.seq != sent[1] or session in sent[3]:
+                continue  # not ours, forgotten, a clock the offset did not fix, or told already
+            sent_us, seq, topic, reporters = sent
+            reporters.add(session)
             self._reports.inc()
             self._browser.observe((receipt.t - sent_us) / 1e6)
             self.latency.record_hop(BROWSER_HOP, receipt.t - sent_us)

@@ -257,3 +257,31 @@ async def test_dns_rebinding_is_refused_by_default(start_gateway: StartGateway) 
         assert (await http.get("/ws", headers=upgrade)).status_code == 403
     async with websockets.connect(gw.ws_url, origin=websockets.Origin(f"http://127.0.0.1:{gw.port}")) as ws:
         assert '"welcome"' in str(await ws.recv())
+
+
+async def test_forged_latency_receipts_count_once_or_not_at_all(start_gateway: StartGateway, bus: Bus) -> None:
+    """1. a sampled message reaches a client with its ``trace``; 2. the client reports that
+    receipt 500 times in one frame (about what 64 KiB holds), then 250 receipts of a trace
+    never sent and 250 with the wrong seq; 3. /api/latency's browser hop has one sample (it
+    used to have 500, and the wrong seqs counted too)."""
+    gw = await start_gateway()
+    trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    async with connect(gw) as client:
+        await client.subscribe("ticks.A")
+        ack = await bus.js.publish("md.ticks.A", b"{}", headers={"Tw-Id": "1-0", "Tw-Ts": "1000",
+                                                                 "Tw-Read": "1000", "Tw-Pub": "1000",
+                                                                 "traceparent": trace})
+        msg = await client.expect("msg")
+        assert msg["seq"] == ack.seq and msg["trace"]
+        t = msg["hops"]["gateway_receive"] + 10_000_000
+        forged = "00-" + "1" * 32 + "-" + "2" * 16 + "-01"
+        received = ([{"seq": msg["seq"], "trace": msg["trace"], "t": t}] * 500
+                    + [{"seq": msg["seq"], "trace": forged, "t": t}] * 250
+                    + [{"seq": msg["seq"] + 1, "trace": msg["trace"], "t": t}] * 250)
+        await client.send(type="report", received=received[:500], latency={})
+        await client.send(type="report", received=received[500:], latency={})
+        await client.send(type="ping", id=1)
+        assert (await client.expect("pong"))["id"] == 1
+    async with httpx.AsyncClient(base_url=gw.http_url, timeout=10) as http:
+        hops = (await http.get("/api/latency")).json()["hops"]
+    assert hops["gateway_to_browser"]["n"] == 1
