@@ -29,7 +29,7 @@ from gateway.message import Message
 from gateway.session import Session, SessionState
 from gateway.store import StoreError
 from gateway.tokens import Grant
-from services.protocol import ErrorCode, ProtocolError, Subscribe
+from services.protocol import CloseCode, ErrorCode, ProtocolError, Subscribe
 
 log = logging.getLogger(__name__)
 
@@ -185,8 +185,11 @@ class Subscriber:
             # seq, asked after the read, can.
             stream_first = (await self.feed.stream_state()).first_seq
         except (StoreError, NatsError, TimeoutError) as exc:
+            # ``subscribed`` is out already: an error frame alone would leave the subscription
+            # silently dead (never live, never replayed). Closed, the client resumes with since.
             log.warning("session %s: catch-up read failed: %s", session.id, exc or type(exc).__name__)
-            raise ProtocolError(ErrorCode.UNAVAILABLE, "catch-up from the stream failed; retry") from None
+            session.close(CloseCode.TRY_AGAIN, "catch-up from the stream failed; resume")
+            return cursor
         if stream_first > cursor + 1:
             log.warning("session %s: seqs %d..%d left the stream during its catch-up: gap notices sent",
                         session.id, cursor + 1, stream_first - 1)

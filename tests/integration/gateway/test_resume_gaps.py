@@ -97,3 +97,31 @@ async def test_nats_away_longer_than_retention_closes_clients_to_recovered_false
             assert sub["recovered"] is False
             snapshot = {m["topic"]: m["seq"] for m in await client.msgs(2)}
             assert snapshot == {"ticks.A": 310, "ticks.B": 311}
+
+
+async def test_a_catch_up_that_fails_midway_closes_the_connection(start_gateway: StartGateway, bus: Bus,
+                                                                 backend: Backend) -> None:
+    """1. a gateway reaching NATS through a proxy, ring 5, outbox 600; 3,000 messages of 2 KB;
+    2. a client that reads nothing resumes from seq 0: the catch-up waits for room after its
+    first chunk; 3. the link stalls, the client reads: the next read from JetStream gets no
+    answer; 4. the connection is closed 1013 (it used to get an ``unavailable`` error and a
+    subscription that never went live, silently)."""
+    async with TcpProxy(int(backend.nats_url.rsplit(":", 1)[1])) as proxy:
+        gw = await start_gateway(replay_buffer=5, outbox_messages=600,
+                                 bus=backend.bus().model_copy(update={"nats_url": f"nats://127.0.0.1:{proxy.port}"}))
+        epoch = epoch_of(await bus.js.stream_info("MD"))
+        for _ in range(3000):
+            await bus.publish("md.ticks.A", {"pad": PAD})
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", gw.port))
+        async with websockets.connect(gw.ws_url, sock=sock, max_size=None, max_queue=1) as ws:
+            await ws.send(json.dumps({"type": "subscribe", "topics": ["ticks.A"], "since": 0, "epoch": epoch}))
+            sessions = gateway_of(gw).sessions
+            await eventually(lambda: any(s.queued > 300 for s in sessions), within=30, what="the outbox full")
+            proxy.stall()
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                while True:
+                    await asyncio.wait_for(ws.recv(), 30)
+            proxy.restore()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
