@@ -402,3 +402,42 @@ async def test_redis_away_beyond_the_duplicate_window_after_a_publish_ack(
             await settle(producer, [client])
     check(judge("Redis away 4 s > duplicate window 2 s after a publish ack", producer, [client], fault_end),
           record)
+
+
+async def test_gateway_cut_from_nats_longer_than_retention(
+    backend: Backend, services: Services, record: list[Verdict]
+) -> None:
+    """1. JetStream keeps only 300 messages; the gateway reaches NATS through a proxy; a
+    client on it; 2. the link is cut while 1,500 entries pass (most leave the stream before
+    the gateway sees them); 3. restored: the gateway closes its client 1012 before anything
+    past the hole, the client resumes and gets `recovered:false` and a snapshot, never a
+    silent gap; 4. every entry after the gateway is back arrives."""
+    assert backend.nats is not None
+    limits = {"TICKWIRE_RETENTION_MESSAGES": "300"}
+    services.ingest(**limits)
+    async with TcpProxy(backend.nats.port) as proxy:
+        (gw,) = await gateways(services, 1, NATS_URL=f"nats://127.0.0.1:{proxy.port}",
+                               TICKWIRE_REPLAY_BUFFER="300", **limits)
+        async with (
+            Observer([gw.ws_url], ["fa.*"]) as client,
+            Producer(backend.redis_url, streams=("md:fa",)) as producer,
+        ):
+            await client.client.subscribed.wait()
+            await producer.reach(200)
+            await settle(producer, [client], within=10)
+            proxy.cut()
+            await producer.reach(producer.total + 1500)
+            client.client.subscribed.clear()
+            proxy.restore()
+            await asyncio.wait_for(client.client.subscribed.wait(), 30)
+            back, mark = now_us(), producer.total
+            await producer.reach(mark + 400)
+            await producer.stop()
+            await settle(producer, [client], mark)
+    assert client.client.stats.resets == 1, "the resume must be flagged recovered:false"
+    assert 1012 in client.client.stats.close_codes
+    after = set(producer.sent["md:fa"][mark:])
+    got = {m.id for m in client.received}
+    verdict = Verdict("gateway↔NATS cut longer than retention", len(after), len(after & got), len(after - got),
+                      0, 0, client.first_after(back), note="1012, recovered:false + snapshot, then every entry")
+    check(verdict, record)
