@@ -113,7 +113,8 @@ class Outbox:
         if not self._special:
             # Only batchable messages queued (the usual case): taken as one run.
             messages: list[Message] = [items.popleft() for _ in range(min(len(items), self.limits.batch_max))]  # type: ignore[misc]
-            self.bytes -= sum(len(m.frame) for m in messages)
+            # Usually all of it: then nothing is left to count.
+            self.bytes = self.bytes - sum(len(m.frame) for m in messages) if items else 0
             return messages
         first = self._pop()
         if isinstance(first, str) or first.is_gap:
