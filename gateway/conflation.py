@@ -1,4 +1,4 @@
-"""Which topics a slow client may get conflated (``TICKWIRE_CONFLATE``): see gateway.session."""
+"""Which topics a slow client may get conflated (``TICKWIRE_CONFLATE``): see gateway.outbox."""
 
 from __future__ import annotations
 
