@@ -185,7 +185,10 @@ async def test_client_away_longer_than_retention(backend: Backend, services: Ser
         await producer.reach(mark + 400)
         await producer.stop()
         await settle(producer, [client], mark)
-    assert client.client.stats.resets == 1, "the resume must be flagged recovered:false"
+    # At least once: with a 300-message retention a busy machine can also leave the gateway's own
+    # consumer that far behind in the burst; the feed then restarts its clients (1012), and that
+    # resume is flagged recovered:false too (a CI run saw 2). A silent hole is what must never be.
+    assert client.client.stats.resets >= 1, "the resume must be flagged recovered:false"
     after = set(producer.sent["md:fa"][mark:])
     got = {m.id for m in client.received}
     verdict = Verdict(
@@ -434,7 +437,9 @@ async def test_gateway_cut_from_nats_longer_than_retention(
             await producer.reach(mark + 400)
             await producer.stop()
             await settle(producer, [client], mark)
-    assert client.client.stats.resets == 1, "the resume must be flagged recovered:false"
+    # At least once: the gateway's consumer can fall behind the 300-message retention again in the
+    # catch-up burst on a busy machine; every such restart is flagged (1012 + recovered:false).
+    assert client.client.stats.resets >= 1, "the resume must be flagged recovered:false"
     assert 1012 in client.client.stats.close_codes
     after = set(producer.sent["md:fa"][mark:])
     got = {m.id for m in client.received}
