@@ -103,6 +103,7 @@ class Hub:
                 run = runs[-1][1]
                 run.messages.append(message)
                 run.size += len(message.frame)
+                run.gaps += message.is_gap
             else:
                 if not runs:
                     asyncio.get_running_loop().call_soon(self.settle)

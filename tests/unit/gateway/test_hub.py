@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+from gateway import frames
 from gateway.hub import Hub, Run
 from gateway.message import Message
+from gateway.outbox import Outbox, OutboxLimits
 
 
 class Sink:
@@ -96,3 +98,20 @@ def test_the_topic_cache_is_bounded_and_drops_its_oldest_entry() -> None:
     for i in range(5):
         assert hub.matching(f"ticks.S{i}") == (a,)
     assert hub.cached_topics == 3 and hub.matching("ticks.S4") == (a,)
+
+
+async def test_a_gap_notice_joining_a_run_is_counted_and_leaves_in_a_frame_of_its_own() -> None:
+    """1. a subscribed to everything; a tick, then a gap notice for ticks (same receivers:
+    one run) 2. the run counts the gap, so the outbox sends the tick and the gap in two frames."""
+    runs: list[Run] = []
+    hub, a = Hub(), Sink()
+    a.deliver_run = runs.append  # type: ignore[method-assign]
+    hub.add(a, ">")
+    hub.publish(msg(1, "ticks.A"))
+    hub.publish(Message(2, "ticks", frames.gap("ticks", "trimmed"), is_gap=True))
+    hub.settle()
+    assert len(runs) == 1 and runs[0].gaps == 1
+    outbox = Outbox(OutboxLimits(messages=10, bytes=10_000, batch_max=10))
+    outbox.extend(runs[0])
+    first, second = outbox.take(), outbox.take()
+    assert [m.seq for m in first] == [1] and [m.is_gap for m in second] == [True]
