@@ -12,7 +12,7 @@ import contextlib
 import itertools
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
@@ -105,6 +105,9 @@ class Producer:
             await redis.aclose()
 
 
+SUBSCRIBE_WITHIN = 30.0
+
+
 class Observer:
     """A client subscribed to ``>`` that keeps every message the application received."""
 
@@ -114,8 +117,15 @@ class Observer:
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Observer:
+        """Connected and subscribed: an entry the gateway got before the subscribe would reach
+        this client only as its topic's snapshot, and the verdict would count the older ones lost."""
         await self.client.__aenter__()
         self._task = asyncio.create_task(self._collect())
+        try:
+            await asyncio.wait_for(self.client.subscribed.wait(), SUBSCRIBE_WITHIN)
+        except BaseException:
+            await self.__aexit__()
+            raise
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -137,6 +147,20 @@ class Observer:
         """Seconds from ``origin_us`` until the first message produced after it arrived."""
         later = [m.received_us for m in self.received if m.ts > origin_us]
         return (min(later) - origin_us) / 1e6 if later else None
+
+
+@contextlib.asynccontextmanager
+async def observing(observers: Sequence[Observer]) -> AsyncIterator[Sequence[Observer]]:
+    """Every observer connected and subscribed (entered side by side), closed at the end."""
+    entered = await asyncio.gather(*(o.__aenter__() for o in observers), return_exceptions=True)
+    try:
+        failed = next((e for e in entered if isinstance(e, BaseException)), None)
+        if failed is not None:
+            raise failed
+        yield observers
+    finally:
+        await asyncio.gather(*(o.__aexit__() for o, e in zip(observers, entered, strict=True)
+                               if not isinstance(e, BaseException)))
 
 
 async def settle(producer: Producer, observers: Sequence[Observer], mark: int = 0, within: float = 60.0) -> None:

@@ -16,7 +16,7 @@ import websockets
 
 from services.hops import now_us
 from tests.conftest import Backend
-from tests.fault.harness import Observer, Producer, Verdict, judge, settle
+from tests.fault.harness import Observer, Producer, Verdict, judge, observing, settle
 from tests.fault.proxy import TcpProxy
 from tests.stack import Services
 from tests.waiting import eventually
@@ -86,19 +86,13 @@ async def test_gateway_killed_with_200_clients(backend: Backend, services: Servi
     observers = [
         Observer([gw1.ws_url, gw2.ws_url] if i % 2 else [gw2.ws_url, gw1.ws_url], ["fa.*"]) for i in range(200)
     ]
-    async with Producer(backend.redis_url, streams=("md:fa",), rate=200) as producer:
-        for observer in observers:
-            await observer.__aenter__()
-        try:
-            await asyncio.gather(*(o.client.subscribed.wait() for o in observers))
-            await producer.reach(producer.total + 400)
-            gw1.kill()
-            fault_end = now_us()
-            await producer.reach(producer.total + 600)
-            await producer.stop()
-            await settle(producer, observers)
-        finally:
-            await asyncio.gather(*(o.__aexit__() for o in observers))
+    async with observing(observers), Producer(backend.redis_url, streams=("md:fa",), rate=200) as producer:
+        await producer.reach(producer.total + 400)
+        gw1.kill()
+        fault_end = now_us()
+        await producer.reach(producer.total + 600)
+        await producer.stop()
+        await settle(producer, observers)
     moved = sum(1 for o in observers if o.client.stats.reconnects)
     assert moved >= 90, f"only {moved} clients reconnected"
     check(judge("gateway killed -9 with clients attached", producer, observers, fault_end), record)
@@ -133,10 +127,7 @@ async def test_slow_client_does_not_hurt_healthy_ones(
         await stalled.send('{"type":"subscribe","topics":["fb.*"]}')
         stalled.transport.pause_reading()  # stop reading: the kernel buffers fill, then the outbox
         healthy = [Observer([gw.ws_url], ["fa.*"]) for _ in range(50)]
-        for observer in healthy:
-            await observer.__aenter__()
-        try:
-            await asyncio.gather(*(o.client.subscribed.wait() for o in healthy))
+        async with observing(healthy):
             async with (
                 Producer(backend.redis_url, streams=("md:fa",), rate=200) as producer,
                 Producer(backend.redis_url, streams=("md:fb",), rate=500, pad=2000),
@@ -144,8 +135,6 @@ async def test_slow_client_does_not_hurt_healthy_ones(
                 await eventually(lambda: "slow consumer" in gw.log(), within=40, what="the stalled client cut")
                 await producer.reach(producer.total + 400)
             await settle(producer, healthy)
-        finally:
-            await asyncio.gather(*(o.__aexit__() for o in healthy))
     # Entries produced before ingest found the new stream waited for that: measure from when
     # the first entry reached every client.
     settled = max(o.received[0].received_us for o in healthy)
@@ -173,7 +162,6 @@ async def test_client_away_longer_than_retention(backend: Backend, services: Ser
         Observer([f"ws://127.0.0.1:{proxy.port}/ws"], ["fa.*"]) as client,
         Producer(backend.redis_url, streams=("md:fa",)) as producer,
     ):
-        await client.client.subscribed.wait()
         await producer.reach(200)
         await settle(producer, [client], within=10)
         proxy.cut()  # away: the connection drops and reconnects are refused
@@ -306,18 +294,13 @@ async def test_gateway_drained_during_a_burst(backend: Backend, services: Servic
     drain = {"TICKWIRE_DRAIN_GRACE": "0.5", "TICKWIRE_DRAIN_WINDOW": "2"}
     gw1, gw2 = await gateways(services, 2, **drain)
     observers = [Observer([gw1.ws_url, gw2.ws_url]) for _ in range(50)]
-    for observer in observers:
-        await observer.__aenter__()
-    try:
+    async with observing(observers):
         async with Producer(backend.redis_url) as producer:
-            await asyncio.gather(*(o.client.subscribed.wait() for o in observers))
             await producer.reach(producer.total + 800)
             gw1.send(signal.SIGTERM)
             fault_end = now_us()
             await producer.reach(producer.total + 1600)
         await settle(producer, observers)
-    finally:
-        await asyncio.gather(*(o.__aexit__() for o in observers))
     assert gw1.stop() == 0
     assert all(o.client.stats.node == "gw-2" for o in observers)
     assert all(1012 in o.client.stats.close_codes for o in observers)
@@ -425,7 +408,6 @@ async def test_gateway_cut_from_nats_longer_than_retention(
             Observer([gw.ws_url], ["fa.*"]) as client,
             Producer(backend.redis_url, streams=("md:fa",)) as producer,
         ):
-            await client.client.subscribed.wait()
             await producer.reach(200)
             await settle(producer, [client], within=10)
             proxy.cut()

@@ -14,7 +14,7 @@ import pytest
 from services.hops import now_us
 from services.settings import BusSettings
 from tests.conftest import Backend
-from tests.fault.harness import Observer, Producer, Verdict, judge, settle
+from tests.fault.harness import Observer, Producer, Verdict, judge, observing, settle
 from tests.servers import Server
 from tests.stack import Services
 from tests.waiting import eventually
@@ -111,41 +111,33 @@ async def test_stream_leader_then_a_follower_killed_under_load(
     leader = placed[-1][0]
     urls = [g.ws_url for g in gateways]
     observers = [Observer(urls if i % 2 else urls[::-1], ["fa.*", "fb.*"]) for i in range(20)]
-    async with Producer(backend.redis_url, rate=200) as producer:
-        for observer in observers:
-            await observer.__aenter__()
-        try:
-            for observer in observers:
-                await eventually(observer.client.subscribed.is_set, within=30, what="subscribed")
-            await producer.reach(600)
+    async with observing(observers), Producer(backend.redis_url, rate=200) as producer:
+        await producer.reach(600)
 
-            first = cluster.by_name(leader)
-            first.kill()
+        first = cluster.by_name(leader)
+        first.kill()
 
-            async def new_leader() -> bool:
-                try:
-                    placed.append(await cluster.placement())
-                except Exception:  # mid-election any call may fail (timeouts, no leader yet): ask again
-                    return False
-                return placed[-1][0] != leader
+        async def new_leader() -> bool:
+            try:
+                placed.append(await cluster.placement())
+            except Exception:  # mid-election any call may fail (timeouts, no leader yet): ask again
+                return False
+            return placed[-1][0] != leader
 
-            await eventually(new_leader, within=30, every=0.5, what="a new stream leader")
-            await producer.reach(producer.total + 600, within=30)
+        await eventually(new_leader, within=30, every=0.5, what="a new stream leader")
+        await producer.reach(producer.total + 600, within=30)
 
-            second_leader = placed[-1][0]
-            follower = next(s for s in cluster.servers if s.proc is not None and s.name != second_leader)
-            follower.kill()
-            await producer.reach(producer.total + 400, within=30)  # Redis takes them; NATS has no quorum
+        second_leader = placed[-1][0]
+        follower = next(s for s in cluster.servers if s.proc is not None and s.name != second_leader)
+        follower.kill()
+        await producer.reach(producer.total + 400, within=30)  # Redis takes them; NATS has no quorum
 
-            first.start()
-            follower.start()
-            fault_end = now_us()
-            await producer.reach(producer.total + 600, within=60)
-            await producer.stop()
-            await settle(producer, observers, within=120)
-        finally:
-            for observer in observers:
-                await observer.__aexit__()
+        first.start()
+        follower.start()
+        fault_end = now_us()
+        await producer.reach(producer.total + 600, within=60)
+        await producer.stop()
+        await settle(producer, observers, within=120)
     resets = sum(o.client.stats.resets for o in observers)
     gaps = sum(len(o.client.stats.gaps) for o in observers)
     verdict = judge("NATS 3-node: stream leader, then a follower killed -9", producer, observers, fault_end,
