@@ -263,7 +263,7 @@ export class TickwireClient {
       this.link =
         transport === "ws"
           ? openWebSocketLink(this.env.WebSocket!, url, this.protocols(), events)
-          : openEventSourceLink(this.env.EventSource!, sseUrlFor(url, this.book.patterns(), this.book.lowestSince()), events);
+          : openEventSourceLink(this.env.EventSource!, sseUrlFor(url, this.book.patterns(), this.book.lowestSince(), this.book.epoch), events);
     } catch (error) {
       // A malformed URL or a blocked port throws from the constructor instead of closing.
       this.lastError = error instanceof Error ? error.message : String(error);

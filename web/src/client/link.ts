@@ -115,10 +115,16 @@ export function httpUrlFor(linkUrl: string, path: string): string {
   return url.toString();
 }
 
-/** The SSE endpoint beside a WebSocket URL: ws://h:p/ws → http://h:p/sse?topics=…&since=…. */
-export function sseUrlFor(wsUrl: string, topics: readonly string[], since: number | undefined): string {
+/** The SSE endpoint beside a WebSocket URL: ws://h:p/ws → http://h:p/sse?topics=…&since=…&epoch=….
+ * A resume names the stream lifetime its `since` belongs to, as a WebSocket `subscribe` does:
+ * without it a gateway on a recreated stream could not tell an old seq from a new one. */
+export function sseUrlFor(wsUrl: string, topics: readonly string[], since: number | undefined,
+                          epoch: string | null): string {
   const url = new URL(httpUrlFor(wsUrl, "sse"));
   url.searchParams.set("topics", topics.join(","));
-  if (since !== undefined) url.searchParams.set("since", String(since));
+  if (since !== undefined) {
+    url.searchParams.set("since", String(since));
+    if (epoch !== null) url.searchParams.set("epoch", epoch);
+  }
   return url.toString();
 }

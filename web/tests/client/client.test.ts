@@ -274,7 +274,7 @@ describe("close codes and failover", () => {
 });
 
 describe("SSE fallback", () => {
-  it("uses EventSource where WebSocket is missing, with topics and since in the URL", () => {
+  it("uses EventSource where WebSocket is missing, with topics, since and epoch in the URL", () => {
     // 1. No WebSocket at all: SSE from the start.
     const { client, received } = makeClient({ topics: ["ticks.*", "trades.*"] }, { WebSocket: undefined });
     client.start();
@@ -284,14 +284,17 @@ describe("SSE fallback", () => {
     source?.open();
     expect(client.stats().state).toBe("connected");
     expect(client.stats().transport).toBe("sse");
+    source?.emit({ type: "subscribed", topics: ["ticks.*", "trades.*"], seq: 40, epoch: "e1", recovered: true },
+                 undefined, "subscribed");
     source?.emit({ topic: "ticks.AAPL", data: { symbol: "AAPL" } }, "41");
     source?.emit({ topic: "trades.AAPL", seq: 42, data: {} });
     expect(received.map((m) => m.seq)).toEqual([41, 42]);
-    // 3. An error closes it; the client reconnects with the lowest position of its subscriptions.
+    // 3. An error closes it; the client reconnects with the lowest position of its subscriptions
+    // and the epoch that position belongs to.
     source?.fail();
     expect(source?.closed).toBe(true);
     vi.advanceTimersByTime(250);
-    expect(FakeEventSource.instances[1]?.url).toBe("http://b:8081/sse?topics=ticks.*%2Ctrades.*&since=41");
+    expect(FakeEventSource.instances[1]?.url).toBe("http://b:8081/sse?topics=ticks.*%2Ctrades.*&since=41&epoch=e1");
     client.close();
   });
 });
