@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from gateway.message import Message
-from services.subjects import matches
+from services.subjects import is_literal, matches
 
 CACHE_TOPICS = 65_536  # topics whose receivers are remembered; past it the oldest goes
 
@@ -128,6 +128,11 @@ class Hub:
         ))
 
     def _invalidate(self, pattern: str) -> None:
+        if is_literal(pattern):
+            # One entry at most: a churn of literal subscriptions (a grant of ``ticks.*`` allows
+            # 128 per frame) must not scan every cached topic per literal.
+            self._cache.pop(pattern, None)
+            return
         stale = [topic for topic in self._cache if matches(pattern, topic)]
         for topic in stale:
             del self._cache[topic]

@@ -71,6 +71,11 @@ def _split(value: str) -> tuple[str, ...]:
     return tuple(value.split("."))
 
 
+def is_literal(pattern: str) -> bool:
+    """A pattern without wildcards: it matches exactly the topic it names."""
+    return "*" not in _split(pattern) and ">" not in _split(pattern)
+
+
 def matches(pattern: str, topic: str) -> bool:
     """NATS wildcard match of a (validated) pattern against a literal topic."""
     p = _split(pattern)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
+import gateway.hub
 from gateway import frames
 from gateway.hub import Hub, Run
 from gateway.message import Message
 from gateway.outbox import Outbox, OutboxLimits
+from services.subjects import matches
 
 
 class Sink:
@@ -115,3 +119,30 @@ async def test_a_gap_notice_joining_a_run_is_counted_and_leaves_in_a_frame_of_it
     outbox.extend(runs[0])
     first, second = outbox.take(), outbox.take()
     assert [m.seq for m in first] == [1] and [m.is_gap for m in second] == [True]
+
+
+def test_churning_literal_subscriptions_touches_only_their_own_topics(monkeypatch: pytest.MonkeyPatch) -> None:
+    """1. 10,000 topics cached for a ``ticks.*`` subscriber; 2. another subscribes to and
+    unsubscribes from 128 literals (what a ``ticks.*`` grant allows in one frame) without one
+    pattern match against the cache (issue 14 #7), and the other 9,872 topics stay cached;
+    3. each literal's receivers are right after each change."""
+    hub, a, b = Hub(), Sink(), Sink()
+    hub.add(a, "ticks.*")
+    for i in range(10_000):
+        hub.matching(f"ticks.S{i}")
+    calls = 0
+
+    def counting(pattern: str, topic: str) -> bool:
+        nonlocal calls
+        calls += 1
+        return matches(pattern, topic)
+
+    monkeypatch.setattr(gateway.hub, "matches", counting)
+    literals = [f"ticks.S{i}" for i in range(128)]
+    for topic in literals:
+        hub.add(b, topic)
+    assert calls == 0 and hub.cached_topics == 10_000 - 128
+    assert all(set(hub.matching(t)) == {a, b} for t in literals)
+    for topic in literals:
+        hub.remove(b, topic)
+    assert all(hub.matching(t) == (a,) for t in literals) and hub.cached_topics == 10_000
