@@ -134,10 +134,16 @@ class Subscriber:
         return since + 1 >= (await self.feed.stream_state()).first_seq
 
     def _go_live(self, session: Session, topics: list[str] | dict[str, int]) -> None:
+        # A token renewed while a catch-up ran (the reader takes ``auth`` meanwhile) may grant
+        # less than the one the subscribe was checked against.
+        dropped = forbidden(session.grant, tuple(topics))
         for topic in topics:
-            if topic not in session.patterns:
+            if topic not in session.patterns and topic not in dropped:
                 session.patterns[topic] = self.feed.head
                 self.hub.add(session, topic)
+        if dropped:
+            session.send(frames.error(ErrorCode.FORBIDDEN, f"no longer granted: {', '.join(dropped)}",
+                                        topics=list(dropped)))
 
     def _snapshot(self, session: Session, topics: list[str]) -> None:
         if not topics:

@@ -1,8 +1,12 @@
 """``GET /ws``: protocol v1 over WebSocket (docs/protocol.md).
 
-Per connection: a reader task parsing client frames, owned by a TaskGroup with the token's
-expiry watch; they end together when the session is closing, whoever decided it (client
-gone, slow consumer, internal error). Every server frame, including replies to client
+Per connection: a reader task parsing client frames and a subscriptions task, owned by a
+TaskGroup with the token's expiry watch; they end together when the session is closing,
+whoever decided it (client gone, slow consumer, internal error). ``subscribe`` and
+``unsubscribe`` run in the subscriptions task, one after another in the order they came: a
+catch-up may last long (JetStream reads, a client reading slowly), and meanwhile the reader
+goes on answering ``ping`` and taking ``auth`` renewals, so neither the client's keepalive
+nor its token runs out behind a resume. Every server frame, including replies to client
 frames, goes through the outbox so replies keep their order with the messages around them;
 the gateway's writer writes it into the socket (gateway.writer), or, on a server without
 gateway.server's protocol, a writer task through ASGI.
@@ -51,6 +55,7 @@ SUBPROTOCOL = "tickwire.v1"
 CLOSE_TIMEOUT = 5.0  # a close frame a client does not read in time: the socket is aborted
 ABORT_EXTENSION = "tickwire.abort"  # scope extensions set by gateway.server's protocol class
 SEND_EXTENSION = "tickwire.send"
+SUBSCRIPTIONS_WAITING = 16  # subscribe/unsubscribe frames queued behind a running catch-up
 
 
 class WebSocketRoute:
@@ -107,9 +112,12 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
 
 async def _run(websocket: WebSocket, session: Session, gateway: Gateway) -> None:
     try:
+        refusals = Refusals(session)
+        waiting: asyncio.Queue[Subscribe | Unsubscribe] = asyncio.Queue(SUBSCRIPTIONS_WAITING)
         async with asyncio.TaskGroup() as tasks:
             helpers = [
-                tasks.create_task(_read_loop(websocket, session, gateway)),
+                tasks.create_task(_read_loop(websocket, session, gateway, waiting, refusals)),
+                tasks.create_task(_subscriptions(waiting, session, gateway, refusals)),
                 tasks.create_task(expire(session, gateway.settings.jwt_leeway)),
             ]
             if not _attach(websocket, session, gateway):
@@ -128,8 +136,23 @@ async def _run(websocket: WebSocket, session: Session, gateway: Gateway) -> None
         session.close(CloseCode.INTERNAL, "internal error")
 
 
-async def _read_loop(websocket: WebSocket, session: Session, gateway: Gateway) -> None:
-    logged_bad_input = False
+class Refusals:
+    """A refused client frame gets an ``error`` frame; the log hears of it once per connection
+    (a flood must not flood the log)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.logged = False
+
+    def refuse(self, exc: ProtocolError) -> None:
+        if not self.logged:
+            log.info("session %s: refused frame: %s %s", self.session.id, exc.code.value, exc.message)
+            self.logged = True
+        self.session.send(frames.error(exc.code, exc.message))
+
+
+async def _read_loop(websocket: WebSocket, session: Session, gateway: Gateway,
+                     waiting: asyncio.Queue[Subscribe | Unsubscribe], refusals: Refusals) -> None:
     limit = FrameRateLimit(gateway.settings.max_frames_per_second)
     while True:
         message = await websocket.receive()
@@ -149,23 +172,39 @@ async def _read_loop(websocket: WebSocket, session: Session, gateway: Gateway) -
             text = message.get("text")
             if text is None:
                 raise ProtocolError(ErrorCode.BAD_REQUEST, "binary frames are not supported: send JSON text")
-            await _handle(parse_client_frame(text), session, gateway)
+            frame = parse_client_frame(text)
+            if isinstance(frame, Subscribe | Unsubscribe):
+                try:
+                    waiting.put_nowait(frame)
+                except asyncio.QueueFull:
+                    raise ProtocolError(ErrorCode.RATE_LIMITED, f"more than {SUBSCRIPTIONS_WAITING} subscription "
+                                        "changes wait for a catch-up: this one was dropped") from None
+            else:
+                _answer(frame, session, gateway)
         except ProtocolError as exc:
-            if not logged_bad_input:  # once per connection: a flood must not flood the log
-                log.info("session %s: refused frame: %s %s", session.id, exc.code.value, exc.message)
-                logged_bad_input = True
-            session.send(frames.error(exc.code, exc.message))
+            refusals.refuse(exc)
 
 
-async def _handle(frame: ClientFrame, session: Session, gateway: Gateway) -> None:
-    if isinstance(frame, Subscribe):
-        if frame.since is not None:
-            gateway.telemetry.resumed()
-        await gateway.subscriber.subscribe(session, frame)
-    elif isinstance(frame, Unsubscribe):
-        gateway.subscriber.unsubscribe(session, frame.topics)
-        session.send(frames.unsubscribed(frame.topics))
-    elif isinstance(frame, Ping):
+async def _subscriptions(waiting: asyncio.Queue[Subscribe | Unsubscribe], session: Session, gateway: Gateway,
+                         refusals: Refusals) -> None:
+    """Subscription changes in the order they came, each finished before the next."""
+    while True:
+        frame = await waiting.get()
+        try:
+            if isinstance(frame, Subscribe):
+                if frame.since is not None:
+                    gateway.telemetry.resumed()
+                await gateway.subscriber.subscribe(session, frame)
+            else:
+                gateway.subscriber.unsubscribe(session, frame.topics)
+                session.send(frames.unsubscribed(frame.topics))
+        except ProtocolError as exc:
+            refusals.refuse(exc)
+
+
+def _answer(frame: ClientFrame, session: Session, gateway: Gateway) -> None:
+    """The frames answered at once, even while a catch-up runs."""
+    if isinstance(frame, Ping):
         session.send(frames.pong(frame.id, now_us()))
     elif isinstance(frame, Report):
         gateway.telemetry.report(session.id, frame)
