@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -119,8 +120,8 @@ def test_nginx_balances_http_and_websockets_and_fails_over(nginx: int, upstreams
     3. Kill A with SIGKILL: every request and every new WebSocket lands on B, none fails."""
     seen = set()
     for _ in range(8):
-        status, body = http_get(nginx, "/api/status")
-        assert status == 200 and body.endswith(" /api/status\n")
+        status, body = http_get(nginx, "/api/dashboard")
+        assert status == 200 and body.endswith(" /api/dashboard\n")
         seen.add(body.split()[0])
     assert seen == {"A", "B"}
 
@@ -133,9 +134,21 @@ def test_nginx_balances_http_and_websockets_and_fails_over(nginx: int, upstreams
     with pytest.raises(OSError):  # A's port refuses connections now
         socket.create_connection(("127.0.0.1", a.port), timeout=0.5).close()
     for i in range(10):
-        assert http_get(nginx, f"/api/status?{i}") == (200, f"B /api/status?{i}\n")
+        assert http_get(nginx, f"/healthz?{i}") == (200, f"B /healthz?{i}\n")
     for i in range(4):
         assert ws_roundtrip(nginx, f"after{i}") == f"B:after{i}"
+
+
+def test_the_public_port_serves_the_dashboard_and_not_the_operators_endpoints(nginx: int) -> None:
+    """What the dashboard loads passes; /metrics, /readyz and the rest of /api answer 404 from
+    nginx itself, whatever follows them (the stand-in gateway would answer 200 to anything)."""
+    for public in ("/", "/assets/index.js", "/healthz", "/api/dashboard", "/api/latency", "/sse?topics=x"):
+        assert http_get(nginx, public)[0] == 200, public
+    for internal in ("/metrics", "/metrics/", "/readyz", "/api/status", "/api/anything", "/api/dashboard/x"):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            http_get(nginx, internal)
+        refused.value.close()
+        assert refused.value.code == 404, internal
 
 
 def test_shipped_config_keeps_long_lived_streams_open() -> None:
@@ -157,6 +170,6 @@ def test_shipped_config_keeps_long_lived_streams_open() -> None:
     assert not re.search(r"^\s*(ip_hash|hash|sticky)\b", directives, re.M), "no sticky sessions"
     assert re.search(r"^\s*resolver 127\.0\.0\.11 valid=\d+s", conf, re.M), "Docker's DNS, re-read"
     assert re.search(r"map \$host \$gateway \{\s*default gateway:8080;", conf), "gateways found by name"
-    assert conf.count("proxy_pass http://$gateway;") == 3, "a variable: resolved per request, so --scale is seen"
+    assert conf.count("proxy_pass http://$gateway;") == 5, "a variable: resolved per request, so --scale is seen"
     assert "proxy_set_header Host $http_host;" in conf, "Host with its port, for the same-origin check"
     assert re.search(r"^\s*listen 8080;", conf, re.M)
