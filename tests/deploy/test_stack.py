@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import json
 import os
 import secrets
@@ -23,7 +24,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import jwt
 import pytest
 
 from tests.deploy.engine import Engine, NoEngine, engine
@@ -73,16 +73,20 @@ class Stack:
     def containers(self, service: str) -> list[str]:
         return self.compose("ps", "-q", service).stdout.split()
 
+    @functools.cached_property
     def token(self) -> str:
-        claims = {"sub": "deploy-test", "topics": [">"], "exp": int(time.time()) + 3600}
-        return jwt.encode(claims, self.secret, algorithm="HS256")
+        """Minted inside a gateway container, the way docs/deploy.md tells a user to."""
+        minted = self.compose("exec", "-T", "gateway", "tickwire", "token", "--sub", "deploy-test",
+                              "--topics", ">", "--ttl", "1h").stdout.strip()
+        assert minted.count(".") == 2, f"not a JWT: {minted!r}"
+        return minted
 
     @property
     def origin(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
 
     def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token()}", "Origin": self.origin}
+        return {"Authorization": f"Bearer {self.token}", "Origin": self.origin}
 
     def spans(self, address: str) -> list[dict[str, Any]]:
         """What the OTLP receiver got, through its query port (``compose port jaeger 4319``)."""
