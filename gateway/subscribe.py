@@ -133,19 +133,25 @@ class Subscriber:
             return True
         return since + 1 >= (await self.feed.stream_state()).first_seq
 
-    def _go_live(self, session: Session, topics: list[str] | dict[str, int]) -> None:
-        # A token renewed while a catch-up ran (the reader takes ``auth`` meanwhile) may grant
-        # less than the one the subscribe was checked against.
+    def _still_granted(self, session: Session, topics: list[str] | dict[str, int]) -> list[str]:
+        """``topics`` the session's grant allows now; the others are refused ``forbidden`` here.
+
+        A token renewed while a subscribe awaited (the reader takes ``auth`` meanwhile) may grant
+        less than the one the subscribe was checked against."""
         dropped = forbidden(session.grant, tuple(topics))
-        for topic in topics:
-            if topic not in session.patterns and topic not in dropped:
-                session.patterns[topic] = self.feed.head
-                self.hub.add(session, topic)
         if dropped:
             session.send(frames.error(ErrorCode.FORBIDDEN, f"no longer granted: {', '.join(dropped)}",
                                         topics=list(dropped)))
+        return [t for t in topics if t not in dropped]
+
+    def _go_live(self, session: Session, topics: list[str]) -> None:
+        for topic in topics:
+            if topic not in session.patterns:
+                session.patterns[topic] = self.feed.head
+                self.hub.add(session, topic)
 
     def _snapshot(self, session: Session, topics: list[str]) -> None:
+        topics = self._still_granted(session, topics)
         if not topics:
             return
         latest = sorted((m for m in self.feed.latest.values()
@@ -168,7 +174,7 @@ class Subscriber:
             if cursor + 1 >= first:
                 start = ring.index_after(cursor)
                 if start >= len(ring):
-                    self._go_live(session, since)
+                    self._go_live(session, self._still_granted(session, since))
                     return
                 end = min(len(ring), start + CHUNK)
                 for i in range(start, end):

@@ -73,7 +73,8 @@ def _split(value: str) -> tuple[str, ...]:
 
 def is_literal(pattern: str) -> bool:
     """A pattern without wildcards: it matches exactly the topic it names."""
-    return "*" not in _split(pattern) and ">" not in _split(pattern)
+    tokens = _split(pattern)
+    return "*" not in tokens and ">" not in tokens
 
 
 def matches(pattern: str, topic: str) -> bool:
