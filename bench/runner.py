@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from bench import report, scenarios
+from bench import report, scenarios, streaming
 from bench.pool import CLIENTS, ensure_node_client
 from bench.processes import ROOT, machine, raise_nofile
 from bench.systems import SYSTEMS
@@ -104,7 +104,7 @@ async def _run(options: Options) -> dict[str, Any]:
                   "browser": (options.browser_rates, options.clients, False, "browser")}
         for name, (rates, clients, selective, client) in sweeps.items():
             if name in options.scenarios:
-                result[name] = await scenarios.sweep(options.systems, list(rates), clients, options.duration,
+                result[name] = await streaming.sweep(options.systems, list(rates), clients, options.duration,
                                                      selective, log_dir, options.procs, client, label=name)
         if "idle" in options.scenarios:
             result["idle"] = [await scenarios.idle(s, options.idle_connections, log_dir, max(options.procs, 4))

@@ -1,4 +1,4 @@
-"""The scenarios: streaming (broadcast / selective / many clients), idle connections, failover, ingest, tracing.
+"""The one-off scenarios: idle connections, failover, ingest throughput and the cost of tracing.
 
 Each returns a JSON-able dict; the runner stores them and the report turns them into tables.
 """
@@ -7,201 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-import os
-import random
 import signal
-import sys
 import time
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 import redis as syncredis
 from nats.aio.client import Client as NATS
 
-from bench import systems
-from bench.clients import BUCKET_US
-from bench.pool import Pool, client_cpu, merge_latency
-from bench.processes import ROOT
-from bench.producer import symbols
-
-log = logging.getLogger("tickwire.bench")
-
-SYMBOLS = 100
-SELECTIVE_TOPICS = 10
-DRAIN_QUIET = 2.0  # no progress for this long after the producer stopped: the drain is over
-DRAIN_MAX = 20.0
-P99_LIMIT_MS = 100.0
-REPEATS = 3  # tries of a rate that failed once
-# A rate this far past holding ends a system's sweep; a rate that merely misses does not,
-# so a bad middle region still shows.
-FAR_LOSS_PCT = 1.0
-FAR_P99_MS = 2000.0
-
-
-@dataclass(frozen=True)
-class StreamCase:
-    system: str
-    rate: float
-    clients: int
-    duration: float
-    selective: bool = False
-    procs: int = 2
-    trace_ratio: float = 0.0
-    client: str = "node"
-
-
-def _topics(clients: int, selective: bool, seed: int = 11) -> list[list[str] | None]:
-    if not selective:
-        return [None] * clients
-    rng = random.Random(seed)
-    names = symbols(SYMBOLS)
-    return [[f"ticks.{s}" for s in rng.sample(names, SELECTIVE_TOPICS)] for _ in range(clients)]
-
-
-async def _produce(redis_url: str, rate: float, duration: float, trace_ratio: float = 0.0) -> dict[str, Any]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.producer", redis_url, str(rate), str(duration),
-        "--symbols", str(SYMBOLS), "--trace-ratio", str(trace_ratio), cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE, start_new_session=True)
-    try:
-        out, _ = await asyncio.wait_for(proc.communicate(), duration + 60)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    result: dict[str, Any] = orjson.loads(out)
-    return result
-
-
-async def _drain(pool: Pool, expected: int) -> None:
-    last, quiet_since, deadline = -1, time.monotonic(), time.monotonic() + DRAIN_MAX
-    while time.monotonic() < deadline and pool.received < expected:
-        if pool.received != last:
-            last, quiet_since = pool.received, time.monotonic()
-        elif time.monotonic() - quiet_since > DRAIN_QUIET:
-            return
-        await asyncio.sleep(0.1)
-
-
-async def _gateway_hops(stack: systems.Stack) -> dict[str, Any] | None:
-    """Tickwire's own per-hop split of the last 4,096 messages (``/api/latency``), for the profile."""
-    if stack.protocol != "tickwire":
-        return None
-    front = stack.frontends[0]
-    try:
-        async with httpx.AsyncClient() as http:
-            reply = await http.get(f"http://127.0.0.1:{front.port}/api/latency", timeout=5)
-        hops: dict[str, Any] = reply.json().get("hops", {})
-        return hops
-    except (httpx.HTTPError, ValueError):
-        return None
-
-
-async def stream_once(stack: systems.Stack, case: StreamCase) -> dict[str, Any]:
-    """One streaming run on a started stack: connect, produce at ``rate``, drain, count."""
-    topics = _topics(case.clients, case.selective)
-    async with Pool(stack.protocol, stack.ws_urls, topics, case.procs, concurrency=100, client=case.client) as pool:
-        ready = await pool.wait_ready()
-        connected = sum(r["connected"] for r in ready)
-        await asyncio.sleep(0.3)  # let subscriptions settle server-side before the first entry
-        cpu0 = stack.cpu()
-        t0 = time.time_ns() // 1000
-        await pool.go(t0)
-        produced = await _produce(stack.redis_url, case.rate, case.duration, case.trace_ratio)
-        per_symbol: dict[str, int] = produced["per_symbol"]
-        # Every connection's share: all entries, or those of its symbols (a failed connection
-        # would make this an over-count, shown as loss: the table also shows "connected").
-        expected = sum(produced["sent"] if t is None else sum(per_symbol[x.split(".", 1)[1]] for x in t)
-                       for t in topics)
-        await _drain(pool, expected)
-        cpu1 = stack.cpu()
-        hops = await _gateway_hops(stack)
-        results = await pool.results()
-    received = sum(r["received"] for r in results)
-    server_cpu = {k: round(cpu1[k] - cpu0.get(k, 0.0), 2) for k in cpu1}
-    total_cpu = sum(server_cpu.values())
-    # The process(es) clients talk to, alone: what the fan-out itself costs, without the bus.
-    front_cpu = sum(server_cpu.get(f.name, 0.0) for f in stack.frontends)
-    latency = merge_latency(results, BUCKET_US)
-    loss = max(0, expected - received)
-    p99 = latency["p99_ms"]
-    duplicates = [r.get("duplicates") for r in results]  # the python client drops them unseen
-    return {
-        "system": stack.system, "scenario": "selective" if case.selective else "broadcast",
-        "load_client": case.client, "clients": case.clients, "connected": connected, "offered_rate": case.rate,
-        "achieved_rate": round(produced["achieved_rate"], 1), "sent": produced["sent"],
-        "expected": expected, "received": received, "loss": loss,
-        "gaps": sum(r.get("gaps", 0) for r in results),
-        "duplicates": None if None in duplicates else sum(d for d in duplicates if d is not None),
-        "loss_pct": round(100 * loss / expected, 3) if expected else 0.0,
-        "deliveries_per_s": round(received / produced["elapsed"], 1), **latency,
-        "server_cpu": server_cpu, "server_cpu_total": round(total_cpu, 2),
-        "deliveries_per_cpu_s": round(received / total_cpu) if total_cpu else None,
-        "frontend_cpu": round(front_cpu, 2),
-        "deliveries_per_frontend_cpu_s": round(received / front_cpu) if front_cpu else None,
-        "frontend_peak_rss_mb": round(max(f.memory_kb("VmHWM") for f in stack.frontends) / 1024, 1),
-        "producer_cpu_seconds": round(produced["cpu_seconds"], 2),
-        "client": client_cpu(results), "trace_ratio": case.trace_ratio, "gateway_hops": hops,
-        "load_1m": round(os.getloadavg()[0], 1),  # the shared machine's load at the end of the run
-        "passed": loss == 0 and p99 is not None and p99 < P99_LIMIT_MS,
-    }
-
-
-def _far_past(row: dict[str, Any]) -> bool:
-    p99 = row["p99_ms"]
-    return row["loss_pct"] > FAR_LOSS_PCT or p99 is None or p99 > FAR_P99_MS
-
-
-async def sweep(names: Sequence[str], rates: list[float], clients: int, duration: float, selective: bool,
-                log_dir: Path, procs: int, client: str = "node", label: str = "") -> list[dict[str, Any]]:
-    """Every system on its own stack, all started at once, then rate by rate (ascending) each
-    system in turn: on a shared machine the systems meet the same neighbours. A system drops
-    out at a rate far past holding; the rows come back grouped by system."""
-    rows: list[dict[str, Any]] = []
-    stacks: dict[str, systems.Stack] = {}
-    try:
-        for name in names:
-            stacks[name] = systems.start(name, log_dir / f"{name}-{label or ('sel' if selective else 'bc')}",
-                                         env={"TICKWIRE_MAX_CONNECTIONS": str(clients + 1000)})
-            await systems.warm_up(stacks[name])
-        active = list(names)
-        for rate in sorted(rates):
-            for name in list(active):
-                tries = await _tries(stacks[name], StreamCase(name, rate, clients, duration, selective, procs,
-                                                              client=client))
-                rows += tries
-                if not tries[-1]["held"] and _far_past(tries[-1]):
-                    active.remove(name)
-    finally:
-        for stack in stacks.values():
-            stack.stop()
-    order = {name: i for i, name in enumerate(names)}
-    return sorted(rows, key=lambda r: (order[r["system"]], r["offered_rate"], r["try"]))
-
-
-async def _tries(stack: systems.Stack, case: StreamCase) -> list[dict[str, Any]]:
-    """One rate: the machine is shared, so a rate that misses (but not by far) is run twice
-    more and holds on a majority of three; one noisy neighbour does not decide it. Every try is kept."""
-    tries: list[dict[str, Any]] = []
-    while len(tries) < REPEATS and sum(t["passed"] for t in tries) <= REPEATS // 2 \
-            and sum(not t["passed"] for t in tries) <= REPEATS // 2:
-        row = await stream_once(stack, case)
-        row["try"] = len(tries) + 1
-        log.info("%s %s rate %.0f try %d: loss %d p99 %s ms, %s deliveries/cpu-s, client max %.0f%%, load %.1f",
-                 case.system, row["scenario"], case.rate, row["try"], row["loss"], row["p99_ms"],
-                 row["deliveries_per_cpu_s"], 100 * row["client"]["max_core_share"], row["load_1m"])
-        tries.append(row)
-        if (len(tries) == 1 and row["passed"]) or _far_past(row):
-            break
-    held = sum(t["passed"] for t in tries) > len(tries) // 2
-    for t in tries:
-        t["held"] = held
-    return tries
+from bench import processes, systems
+from bench.pool import Pool, client_cpu
+from bench.streaming import SYMBOLS, StreamCase, drain, produce, stream_once
 
 
 async def idle(system: str, connections: int, log_dir: Path, procs: int) -> dict[str, Any]:
@@ -244,7 +62,7 @@ async def failover(clients: int, rate: float, log_dir: Path, procs: int) -> dict
             t0 = time.time_ns() // 1000
             await pool.go(t0)
             duration = 14.0
-            producer = asyncio.create_task(_produce(stack.redis_url, rate, duration))
+            producer = asyncio.create_task(produce(stack.redis_url, rate, duration))
             await asyncio.sleep(4.0)
             killed_us = time.time_ns() // 1000
             stack.frontends[0].stop(signal.SIGKILL)
@@ -254,7 +72,7 @@ async def failover(clients: int, rate: float, log_dir: Path, procs: int) -> dict
                 await asyncio.sleep(0.05)
             produced = await producer
             expected = produced["sent"] * clients
-            await _drain(pool, expected)
+            await drain(pool, expected)
             results = await pool.results()
         last = max((r["last_resumed_us"] or 0) for r in results)
         resumed = sum(r["reconnected"] for r in results)
@@ -297,8 +115,6 @@ async def ingest(entries: int, replicas: int, log_dir: Path, streams: int = 4) -
         total = per * streams
         env = {"REDIS_URL": stack.redis_url, "NATS_URL": stack.nats_url, "TICKWIRE_LOG_LEVEL": "WARNING",
                "TICKWIRE_LEASE_TTL": "2"}
-        from bench import processes
-
         started = time.monotonic()
         for i in range(replicas):
             child = processes.tickwire(f"ingest-{i + 1}", ["ingest"], stack.log_dir,
