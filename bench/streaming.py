@@ -20,7 +20,7 @@ import httpx
 import orjson
 
 from bench import systems
-from bench.clients import BUCKET_US
+from bench.adapters import BUCKET_US
 from bench.pool import Pool, client_cpu, merge_latency
 from bench.processes import ROOT
 from bench.producer import symbols
