@@ -9,7 +9,6 @@ its protocol: Tickwire v1, the FastAPI baseline's JSON, Engine.IO v4/Socket.IO v
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,12 +16,10 @@ from typing import Any
 import orjson
 from websockets.asyncio.client import connect
 
+from services.hops import now_us
+
 BUCKET_US = 50
 OPEN_TIMEOUT = 30.0
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000
 
 
 @dataclass

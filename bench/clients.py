@@ -25,8 +25,9 @@ from typing import Any
 import orjson
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from bench.adapters import ADAPTERS, Conn, Counter, now_us
+from bench.adapters import ADAPTERS, Conn, Counter
 from bench.processes import raise_nofile
+from services.hops import now_us
 
 
 def cpu_self() -> float:
