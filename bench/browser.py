@@ -16,14 +16,12 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import sys
 import time
-from typing import Any
 from urllib.parse import urlsplit
 
-import orjson
 from playwright.async_api import Route, async_playwright
 
+from bench.lines import go_times, open_stdin, say
 from bench.processes import ROOT, cpu_seconds, descendants
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -35,11 +33,6 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 PAGES = ROOT / "bench" / "node"
 PAGE = b'<!doctype html><meta charset="utf-8"><title>bench</title><script type="module" src="page.mjs"></script>'
 PROGRESS_S = 0.25
-
-
-def _say(obj: dict[str, Any]) -> None:
-    sys.stdout.write(orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS).decode() + "\n")
-    sys.stdout.flush()
 
 
 def _cpu_tree() -> float:
@@ -58,10 +51,7 @@ async def _serve(route: Route) -> None:
 
 
 async def _main() -> None:
-    loop = asyncio.get_running_loop()
-    commands = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(commands), sys.stdin)
-    config = orjson.loads(await commands.readline())
+    config, commands = await open_stdin()
     url = urlsplit(config["urls"][0])
     origin = f"{'https' if url.scheme == 'wss' else 'http'}://{url.netloc}"
     async with async_playwright() as pw:
@@ -72,28 +62,24 @@ async def _main() -> None:
             await page.goto(f"{origin}/__bench/index.html")
             await page.wait_for_function("window.benchFleet !== undefined")
             ready = await page.evaluate("config => window.benchFleet.start(config)", config)
-            _say({"event": "ready", **ready})
+            say({"event": "ready", **ready})
             cpu0, wall0 = _cpu_tree(), time.perf_counter()
 
             async def progress() -> None:
                 while True:
                     await asyncio.sleep(PROGRESS_S)
-                    _say(await page.evaluate("window.benchFleet.progress()"))
+                    say(await page.evaluate("window.benchFleet.progress()"))
 
             ticker = asyncio.create_task(progress())
             try:
-                while True:
-                    line = (await commands.readline()).decode().strip()
-                    if not line or line == "stop":
-                        break
-                    if line.startswith("go "):
-                        await page.evaluate("t0 => window.benchFleet.go(t0)", int(line.split()[1]))
-                        cpu0, wall0 = _cpu_tree(), time.perf_counter()
+                async for t0 in go_times(commands):
+                    await page.evaluate("t0 => window.benchFleet.go(t0)", t0)
+                    cpu0, wall0 = _cpu_tree(), time.perf_counter()
             finally:
                 ticker.cancel()
                 await asyncio.wait([ticker])
             result = await page.evaluate("window.benchFleet.stop()")
-            _say({**result, "cpu_seconds": _cpu_tree() - cpu0, "wall_seconds": time.perf_counter() - wall0})
+            say({**result, "cpu_seconds": _cpu_tree() - cpu0, "wall_seconds": time.perf_counter() - wall0})
         finally:
             await browser.close()
 

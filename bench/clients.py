@@ -22,10 +22,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import orjson
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from bench.adapters import ADAPTERS, Conn, Counter
+from bench.lines import go_times, open_stdin, say
 from bench.processes import raise_nofile
 from services.hops import now_us
 
@@ -111,13 +111,9 @@ class Fleet:
         cpu0, wall0 = cpu_self(), time.perf_counter()
         progress = asyncio.create_task(self._progress(say))
         try:
-            while True:
-                line = (await commands.readline()).decode().strip()
-                if not line or line == "stop":
-                    break
-                if line.startswith("go "):
-                    self.counter.t0 = int(line.split()[1])
-                    cpu0, wall0 = cpu_self(), time.perf_counter()
+            async for t0 in go_times(commands):
+                self.counter.t0 = t0
+                cpu0, wall0 = cpu_self(), time.perf_counter()
         finally:
             progress.cancel()
             self.stopping = True
@@ -141,17 +137,9 @@ class Fleet:
             say({"event": "progress", "received": self.counter.received, "resumed": resumed})
 
 
-def _say(obj: dict[str, Any]) -> None:
-    sys.stdout.write(orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS).decode() + "\n")
-    sys.stdout.flush()
-
-
 async def _main() -> None:
-    loop = asyncio.get_running_loop()
-    commands = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(commands), sys.stdin)
-    config = orjson.loads(await commands.readline())
-    await Fleet(config).run(_say, commands)
+    config, commands = await open_stdin()
+    await Fleet(config).run(say, commands)
 
 
 def main() -> None:
