@@ -2,7 +2,8 @@
 
 WebSocket settings are the contract's, not uvicorn's permissive defaults (16 MiB frames,
 compression on: facts.md): frames above ``max_frame_bytes`` close with 1009, no
-per-message deflate.
+per-message deflate. Below HTTP, every connection passes gateway.admission: a deadline on
+request heads and per-address caps (slowloris).
 
 ``GatewayServer`` drains before uvicorn shuts down. uvicorn's own shutdown closes every
 WebSocket with 1012 at once (facts.md), so the signal handler only marks the replica as
@@ -31,6 +32,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from uvicorn.server import HANDLED_SIGNALS
 from websockets.http11 import Request
 
+from gateway.admission import AdmissionLimits, ConnectionGuard, GatewayConfig, GuardedHttpProtocol, guard_of
 from gateway.app import create_app
 from gateway.drain import drain
 from gateway.state import Gateway
@@ -81,6 +83,12 @@ class GatewayWebSocketProtocol(WebSocketsSansIOProtocol):
 
     def write_frame(self, frame: bytes) -> None:
         self.transport.write(frame)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        # The upgrade handed the transport over from the HTTP protocol, whose connection_lost
+        # will not run: the guard hears of the end here.
+        guard_of(self.config).lost(self.transport)
+        super().connection_lost(exc)
 
     def resume_writing(self) -> None:
         super().resume_writing()
@@ -164,12 +172,15 @@ class GatewayServer(uvicorn.Server):
 
 
 def config_for(settings: GatewaySettings, app: Callable[..., Any]) -> uvicorn.Config:
-    return uvicorn.Config(
+    limits = AdmissionLimits(settings.handshake_timeout, settings.max_handshakes_per_ip,
+                             settings.max_connections_per_ip)
+    return GatewayConfig(
         app,
+        ConnectionGuard(limits),
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="h11",
+        http=GuardedHttpProtocol,
         ws=GatewayWebSocketProtocol,
         ws_max_size=settings.max_frame_bytes,
         ws_per_message_deflate=False,

@@ -23,6 +23,7 @@ from pydantic import (
     Field,
     JsonValue,
     NonNegativeFloat,
+    NonNegativeInt,
     PositiveFloat,
     PositiveInt,
     ValidationError,
@@ -294,6 +295,12 @@ class GatewaySettings(_ServiceSettings):
     heartbeat: NonNegativeFloat = env_var("TICKWIRE_HEARTBEAT", 15.0)
     replay_buffer: PositiveInt = env_var("TICKWIRE_REPLAY_BUFFER", 200_000)
     max_connections: PositiveInt = env_var("TICKWIRE_MAX_CONNECTIONS", 10_000)
+    # Below HTTP (gateway.admission): seconds to send a whole request head (the WebSocket
+    # upgrade's included), connections per address whose head is incomplete, and open
+    # connections per address (0: no cap; behind a proxy every client has its address).
+    handshake_timeout: PositiveFloat = env_var("TICKWIRE_HANDSHAKE_TIMEOUT", 10.0)
+    max_handshakes_per_ip: PositiveInt = env_var("TICKWIRE_MAX_HANDSHAKES_PER_IP", 256)
+    max_connections_per_ip: NonNegativeInt = env_var("TICKWIRE_MAX_CONNECTIONS_PER_IP", 0)
     max_subscriptions: PositiveInt = env_var("TICKWIRE_MAX_SUBSCRIPTIONS", 128)
     max_frame_bytes: PositiveInt = env_var("TICKWIRE_MAX_FRAME_BYTES", 64 * 1024)
     outbox_bytes: PositiveInt = env_var("TICKWIRE_OUTBOX_BYTES", 4 * 1024 * 1024)

@@ -1,0 +1,183 @@
+"""TCP connections by client address, below HTTP: the request-head deadline and per-address caps.
+
+uvicorn's h11 protocol arms its only timer (keep-alive) after a response, so a client that
+opens sockets and never finishes a request head holds each one forever (slowloris), and one
+address may open as many as the process has file descriptors. Here:
+
+* a connection must complete each HTTP request head (a WebSocket upgrade's included) within
+  ``handshake_timeout`` seconds of its first byte (of the connection, for the first head),
+  or it is closed;
+* one address may hold at most ``max_handshakes_per_ip`` connections whose first head is
+  not complete yet; the next is closed at once;
+* optionally (``max_connections_per_ip``, 0 = no cap) one address may hold at most that many
+  open connections of any kind. Behind a proxy every client has the proxy's address, so it
+  is off by default (docs/security.md).
+
+A refusal is logged once per address and reason per ``LOG_INTERVAL``, not once per
+connection: a flood must not flood the log. The caps are per process (per worker).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import h11
+import uvicorn
+from uvicorn.config import Config
+from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.server import ServerState
+
+log = logging.getLogger(__name__)
+
+LOG_INTERVAL = 60.0  # seconds between two log lines about the same address and reason
+PRUNE_AT = 1024  # notice entries kept before the stale ones are dropped
+
+
+class Refusal(StrEnum):
+    HANDSHAKES = "too many incomplete request heads from this address"
+    CONNECTIONS = "too many connections from this address"
+    TIMEOUT = "request head not complete in time"
+
+
+@dataclass(frozen=True)
+class AdmissionLimits:
+    handshake_timeout: float
+    max_handshakes_per_ip: int
+    max_connections_per_ip: int  # 0: no cap
+
+
+class Notices:
+    """One log line per (address, refusal) per interval, counting the ones it stands for."""
+
+    def __init__(self, interval: float, clock: Callable[[], float]) -> None:
+        self.interval, self.clock = interval, clock
+        self._seen: dict[tuple[str, Refusal], tuple[float, int]] = {}
+
+    def note(self, address: str, refusal: Refusal) -> None:
+        now, key = self.clock(), (address, refusal)
+        seen = self._seen.get(key)
+        if seen is not None and now - seen[0] < self.interval:
+            self._seen[key] = (seen[0], seen[1] + 1)
+            return
+        more = f" (and {seen[1]} more since the last line)" if seen is not None and seen[1] else ""
+        log.warning("connection from %s closed: %s%s", address, refusal.value, more)
+        self._seen[key] = (now, 0)
+        if len(self._seen) > PRUNE_AT:
+            self._seen = {k: v for k, v in self._seen.items() if now - v[0] < self.interval}
+
+
+class ConnectionGuard:
+    """One process's open connections counted by client address, each transport once."""
+
+    def __init__(self, limits: AdmissionLimits, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limits = limits
+        self.notices = Notices(LOG_INTERVAL, clock)
+        self._heads: Counter[str] = Counter()  # connections whose first head is incomplete
+        self._open: Counter[str] = Counter()
+        self._held: dict[asyncio.BaseTransport, tuple[str, bool]] = {}  # → (address, head pending)
+
+    def admit(self, transport: asyncio.BaseTransport, address: str) -> bool:
+        """Count a new connection in, or log why it may not be (the caller closes it)."""
+        limits = self.limits
+        refusal = None
+        if self._heads[address] >= limits.max_handshakes_per_ip:
+            refusal = Refusal.HANDSHAKES
+        elif limits.max_connections_per_ip and self._open[address] >= limits.max_connections_per_ip:
+            refusal = Refusal.CONNECTIONS
+        if refusal is not None:
+            self.notices.note(address, refusal)
+            return False
+        self._held[transport] = (address, True)
+        self._heads[address] += 1
+        self._open[address] += 1
+        return True
+
+    def head_complete(self, transport: asyncio.BaseTransport) -> None:
+        held = self._held.get(transport)
+        if held is not None and held[1]:
+            self._held[transport] = (held[0], False)
+            _decrement(self._heads, held[0])
+
+    def lost(self, transport: asyncio.BaseTransport) -> None:
+        """The connection is gone (idempotent: both protocols of an upgraded one call it)."""
+        self.head_complete(transport)
+        held = self._held.pop(transport, None)
+        if held is not None:
+            _decrement(self._open, held[0])
+
+
+def _decrement(counts: Counter[str], address: str) -> None:
+    counts[address] -= 1
+    if counts[address] <= 0:  # an address that has gone away leaves nothing behind
+        del counts[address]
+
+
+class GatewayConfig(uvicorn.Config):
+    """uvicorn's Config, carrying the one ConnectionGuard its protocol instances share."""
+
+    def __init__(self, app: Any, guard: ConnectionGuard, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self.guard = guard
+
+
+def guard_of(config: Config) -> ConnectionGuard:
+    assert isinstance(config, GatewayConfig), "the gateway's protocols need gateway.server.config_for"
+    return config.guard
+
+
+class GuardedHttpProtocol(H11Protocol):
+    """uvicorn's h11 protocol with the guard's admission and a deadline on every request head."""
+
+    def __init__(self, config: Config, server_state: ServerState, app_state: dict[str, Any],
+                 _loop: asyncio.AbstractEventLoop | None = None) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.guard = guard_of(config)
+        self.head_deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if not self.guard.admit(transport, self._address()):
+            transport.close()
+            return
+        self._await_head()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        # h11 stays IDLE until a whole head is in; any other state means a request (or an
+        # upgrade, the transport handed to the WebSocket protocol) or an error and a close.
+        if self.conn.their_state is not h11.IDLE:
+            self._head_in()
+        elif self.head_deadline is None and not self.transport.is_closing():
+            self._await_head()  # a keep-alive connection's next head has begun
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_deadline()
+        self.guard.lost(self.transport)
+        super().connection_lost(exc)
+
+    def _address(self) -> str:
+        return self.client[0] if self.client else "local"  # no peer address: a Unix socket
+
+    def _await_head(self) -> None:
+        self.head_deadline = self.loop.call_later(self.guard.limits.handshake_timeout, self._head_too_slow)
+
+    def _head_in(self) -> None:
+        self._cancel_deadline()
+        self.guard.head_complete(self.transport)
+
+    def _cancel_deadline(self) -> None:
+        if self.head_deadline is not None:
+            self.head_deadline.cancel()
+            self.head_deadline = None
+
+    def _head_too_slow(self) -> None:
+        self.head_deadline = None
+        self.guard.notices.note(self._address(), Refusal.TIMEOUT)
+        self.transport.close()

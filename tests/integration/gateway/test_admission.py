@@ -1,0 +1,166 @@
+"""Connection exhaustion: half-sent request heads (slowloris) and per-address caps (gateway.admission)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+import websockets
+
+from gateway.admission import Refusal
+from tests.integration.gateway.harness import Gw, StartGateway, connect
+from tests.waiting import eventually
+
+SLOWLORIS = 2_000
+PENDING_CAP = 50
+HEAD_TIMEOUT = 4.0  # long enough to see the capped heads still held, short for a quick test
+OTHER_ADDRESS = ("127.0.0.2", 0)  # Linux routes all of 127/8 to lo: a second client address
+PARTIAL_HEAD = b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"  # never finished
+
+
+@dataclass
+class HalfOpen:
+    """One slowloris socket: when it was opened and, once the server let go, when it closed."""
+
+    opened: float
+    writer: asyncio.StreamWriter
+    closed: float | None = None
+
+
+class Slowloris:
+    """Sockets from 127.0.0.1 that each send a partial request head and never finish it."""
+
+    def __init__(self, gw: Gw) -> None:
+        self.gw = gw
+        self.sockets: list[HalfOpen] = []
+        self.changed = asyncio.Condition()
+        self._watchers: list[asyncio.Task[None]] = []
+
+    async def open(self, count: int) -> None:
+        await asyncio.gather(*(self._one() for _ in range(count)))
+
+    async def closed(self, count: int) -> None:
+        """Until ``count`` sockets have seen the server close them."""
+        async with self.changed:
+            await self.changed.wait_for(lambda: sum(s.closed is not None for s in self.sockets) >= count)
+
+    async def _one(self) -> None:
+        opened = time.monotonic()
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.gw.port)
+        writer.write(PARTIAL_HEAD)
+        sock = HalfOpen(opened, writer)
+        self.sockets.append(sock)
+        self._watchers.append(asyncio.create_task(self._watch(reader, sock)))
+
+    async def _watch(self, reader: asyncio.StreamReader, sock: HalfOpen) -> None:
+        with contextlib.suppress(ConnectionError):  # a close with our head unread is a reset
+            assert await reader.read(1) == b""  # the server never answers a half head
+        sock.closed = time.monotonic()
+        async with self.changed:
+            self.changed.notify_all()
+
+    async def aclose(self) -> None:
+        for task in self._watchers:
+            task.cancel()
+        await asyncio.gather(*self._watchers, return_exceptions=True)
+        for sock in self.sockets:
+            sock.writer.close()
+
+
+@contextlib.asynccontextmanager
+async def slowloris(gw: Gw) -> AsyncIterator[Slowloris]:
+    attack = Slowloris(gw)
+    try:
+        yield attack
+    finally:
+        await attack.aclose()
+
+
+async def test_slowloris_from_one_address_leaves_others_connecting_fast(
+    start_gateway: StartGateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    """1. a gateway with a 4 s head timeout and 50 incomplete heads per address
+    2. 2,000 sockets from 127.0.0.1 each send a partial upgrade request and never finish it
+    3. the 1,950 beyond the cap are closed at once (EOF well before the timeout), 50 are held
+    4. meanwhile a WebSocket client from 127.0.0.2 gets welcome and subscribed in < 1 s
+    5. the 50 held are closed by the timeout (EOF no sooner than 4 s after they opened)
+    6. the log has one line for the cap and one for the timeout, not one per socket."""
+    caplog.set_level(logging.WARNING, logger="gateway.admission")
+    gw = await start_gateway(handshake_timeout=HEAD_TIMEOUT, max_handshakes_per_ip=PENDING_CAP)
+    refused = SLOWLORIS - PENDING_CAP
+    async with slowloris(gw) as attack:
+        await attack.open(SLOWLORIS)
+        await asyncio.wait_for(attack.closed(refused), HEAD_TIMEOUT)
+        held = [s for s in attack.sockets if s.closed is None]
+        assert len(held) == PENDING_CAP
+
+        started = time.monotonic()
+        async with connect(gw, local_addr=OTHER_ADDRESS) as client:
+            await client.subscribe("ticks.AAPL")
+        took = time.monotonic() - started
+        # The issue's bar is < 100 ms; the assertion is looser for a loaded machine (pytest -s shows it).
+        print(f"\nwelcome + subscribed beside a {SLOWLORIS}-socket slowloris: {took * 1000:.1f} ms")  # noqa: T201
+        assert took < 1.0
+        assert all(s.closed is None for s in held), "the capped heads must be held until the timeout"
+
+        await asyncio.wait_for(attack.closed(SLOWLORIS), HEAD_TIMEOUT + 5)
+        fast = [s for s in attack.sockets if s.closed is not None and s.closed - s.opened < HEAD_TIMEOUT]
+        assert len(fast) == refused
+        assert all(s.closed is not None and s.closed - s.opened >= HEAD_TIMEOUT for s in held)
+    lines = [r.getMessage() for r in caplog.records if r.name == "gateway.admission"]
+    assert sum(Refusal.HANDSHAKES.value in line for line in lines) == 1, lines
+    assert sum(Refusal.TIMEOUT.value in line for line in lines) == 1, lines
+
+
+async def test_a_keep_alive_connections_next_head_has_the_same_deadline(start_gateway: StartGateway) -> None:
+    """1. a gateway with a 1 s head timeout  2. one whole request on a keep-alive connection,
+    answered 200  3. half of a second request head, never finished (it stops uvicorn's own
+    keep-alive timer)  4. the server closes the connection, no sooner than the timeout."""
+    timeout = 1.0
+    gw = await start_gateway(handshake_timeout=timeout)
+    reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+    try:
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert head.startswith(b"HTTP/1.1 200"), head
+        length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length:"))
+        await reader.readexactly(length)
+        sent = time.monotonic()
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost:")
+        assert await asyncio.wait_for(reader.read(), timeout + 3) == b""
+        assert time.monotonic() - sent >= timeout
+    finally:
+        writer.close()
+
+
+async def test_open_connections_per_address_are_capped_when_set(start_gateway: StartGateway) -> None:
+    """1. a gateway allowing 2 open connections per address  2. two WebSocket clients from
+    127.0.0.1 get welcome  3. a third from 127.0.0.1 is closed before any HTTP answer
+    4. one from 127.0.0.2 gets welcome  5. once one of the first two has left, 127.0.0.1 may
+    connect again."""
+    gw = await start_gateway(max_connections_per_ip=2)
+    async with connect(gw) as first:
+        async with connect(gw):
+            with pytest.raises(websockets.InvalidHandshake):
+                async with connect(gw):
+                    pass
+            async with connect(gw, local_addr=OTHER_ADDRESS) as other:
+                await other.subscribe("ticks.AAPL")
+
+        async def room_again() -> bool:
+            try:
+                async with connect(gw) as again:
+                    await again.subscribe("ticks.AAPL")
+            except websockets.InvalidHandshake:
+                return False
+            return True
+
+        await eventually(room_again, within=5, what="127.0.0.1 let in again")
+        await first.subscribe("ticks.MSFT")
+
