@@ -91,15 +91,21 @@ async def sse_endpoint(request: Request) -> Response:
     refused = forbidden(grant, frame.topics)
     if refused:
         return _refuse(403, ErrorCode.FORBIDDEN, f"not granted: {', '.join(refused)}", topics=list(refused))
-    refusal = await gateway.refusal()
-    if refusal is not None:
-        return _refuse(503, ErrorCode.UNAVAILABLE, refusal)
     session = Session(uuid.uuid4().hex[:16], gateway.limits)
     session.grant = grant
+    # Counted in before the resume checks' awaits, as a WebSocket is before its first frame:
+    # requests arriving together must not all pass a full replica's check meanwhile.
+    refusal = await gateway.admit(session)
+    if refusal is not None:
+        return _refuse(503, ErrorCode.UNAVAILABLE, refusal)
     try:
         plan = await gateway.subscriber.prepare(session, frame)
     except ProtocolError as exc:
+        gateway.sessions.discard(session)
         return _refuse(503 if exc.code is ErrorCode.UNAVAILABLE else 400, exc.code, exc.message)
+    except BaseException:
+        gateway.sessions.discard(session)
+        raise
     return EventStream(gateway, session, plan)
 
 
@@ -121,7 +127,6 @@ class EventStream(Response):
                 await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
             await send({"type": "http.response.body", "body": chunk.encode(), "more_body": True})
 
-        gateway.sessions.add(session)
         if gateway.draining:  # the drain may have passed over the sessions while this one started
             session.close(CloseCode.RESTART, "draining")
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -66,24 +67,25 @@ class Gateway:
     def is_ready(self) -> bool:
         return self.feed.ready.is_set() and self.nc.is_connected and not self.draining
 
-    async def refusal(self) -> str | None:
-        """Why a new connection is refused now, or None: the replica is draining, full, or
-        has not caught up with the stream within READY_WAIT."""
+    async def admit(self, session: Session) -> str | None:
+        """Count ``session`` in, or say why it is refused: the replica is draining, full, or
+        has not caught up with the stream within READY_WAIT.
+
+        The wait comes first: the check and the reservation are one step after it, with no
+        await between them, so connections arriving together cannot all pass the check
+        before any of them is counted (a full replica would take them all)."""
+        if not self.draining:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(READY_WAIT):
+                    await self.feed.ready.wait()
         if self.draining:
             return DRAINING
+        if not self.is_ready():
+            return "replica not ready"
         if len(self.sessions) >= self.settings.max_connections:
             return "replica full"
-        try:
-            async with asyncio.timeout(READY_WAIT):
-                ready = await self.wait_ready()
-        except TimeoutError:
-            ready = False
-        return None if ready else "replica not ready"
-
-    async def wait_ready(self) -> bool:
-        """Until the feed has caught up; then whether the replica is ready (callers bound it)."""
-        await self.feed.ready.wait()
-        return self.is_ready()
+        self.sessions.add(session)
+        return None
 
     def nats_state(self) -> str:
         if self.nc.is_connected:

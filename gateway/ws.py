@@ -90,14 +90,13 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         log.info("refused websocket: %s", exc)
         await _close(websocket, CloseCode.POLICY, str(exc))
         return
-    refusal = await gateway.refusal()
+    session = Session(uuid.uuid4().hex[:16], gateway.limits)
+    session.grant = grant
+    refusal = await gateway.admit(session)
     if refusal is not None:
         # Draining: reconnect elsewhere at once; full or not ready: elsewhere, with backoff.
         await _close(websocket, CloseCode.RESTART if refusal == DRAINING else CloseCode.TRY_AGAIN, refusal)
         return
-    session = Session(uuid.uuid4().hex[:16], gateway.limits)
-    session.grant = grant
-    gateway.sessions.add(session)
     session.send(frames.welcome(session.id, gateway.settings.node, gateway.settings.heartbeat))
     try:
         await _run(websocket, session, gateway)

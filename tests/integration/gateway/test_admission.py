@@ -1,4 +1,5 @@
-"""Connection exhaustion: half-sent request heads (slowloris) and per-address caps (gateway.admission)."""
+"""Connection exhaustion: half-sent request heads (slowloris), per-address caps, and the SSE
+``max_connections`` check racing with its awaits (gateway.admission, Gateway.admit)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import httpx
 import pytest
 import websockets
 
 from gateway.admission import Refusal
-from tests.integration.gateway.harness import Gw, StartGateway, connect
+from tests.integration.gateway.harness import Bus, Gw, StartGateway, connect
 from tests.waiting import eventually
 
 SLOWLORIS = 2_000
@@ -164,3 +166,26 @@ async def test_open_connections_per_address_are_capped_when_set(start_gateway: S
         await eventually(room_again, within=5, what="127.0.0.1 let in again")
         await first.subscribe("ticks.MSFT")
 
+
+async def test_sse_max_connections_holds_for_requests_arriving_together(
+    start_gateway: StartGateway, bus: Bus
+) -> None:
+    """1. three messages in MD; a gateway holding only the last in memory and allowing 3
+    connections  2. ten /sse resumes from since=0 at once (each asks JetStream whether seq 1
+    is retained: an await between the check and the stream's start)  3. exactly 3 streams
+    open (200), the other 7 are refused 503 unavailable "replica full"."""
+    for _ in range(3):
+        await bus.publish("md.ticks.AAPL")
+    gw = await start_gateway(max_connections=3, replay_buffer=1)
+    async with httpx.AsyncClient(base_url=gw.http_url, timeout=10) as http, contextlib.AsyncExitStack() as streams:
+        async def open_one() -> httpx.Response:
+            return await streams.enter_async_context(
+                http.stream("GET", "/sse", params={"topics": "ticks.AAPL", "since": 0}))
+
+        responses = await asyncio.gather(*(open_one() for _ in range(10)))
+        statuses = sorted(r.status_code for r in responses)
+        assert statuses == [200] * 3 + [503] * 7, statuses
+        for response in responses:
+            if response.status_code == 503:
+                body = await response.aread()
+                assert b"replica full" in body, body
