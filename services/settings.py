@@ -299,7 +299,7 @@ class GatewaySettings(_ServiceSettings):
     # upgrade's included), connections per address whose head is incomplete, and open
     # connections per address (0: no cap; behind a proxy every client has its address).
     handshake_timeout: PositiveFloat = env_var("TICKWIRE_HANDSHAKE_TIMEOUT", 10.0)
-    max_handshakes_per_ip: PositiveInt = env_var("TICKWIRE_MAX_HANDSHAKES_PER_IP", 256)
+    max_handshakes_per_ip: PositiveInt = env_var("TICKWIRE_MAX_HANDSHAKES_PER_IP", 1024)
     max_connections_per_ip: NonNegativeInt = env_var("TICKWIRE_MAX_CONNECTIONS_PER_IP", 0)
     max_subscriptions: PositiveInt = env_var("TICKWIRE_MAX_SUBSCRIPTIONS", 128)
     max_frame_bytes: PositiveInt = env_var("TICKWIRE_MAX_FRAME_BYTES", 64 * 1024)
