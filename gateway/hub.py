@@ -38,6 +38,9 @@ class Run:
     messages: list[Message]
     size: int  # bytes of their frames
     gaps: int  # gap notices among them
+    # The run as one serialized frame, made by the first session's write and reused by every
+    # other receiver whose outbox held nothing else (gateway.writer).
+    wire: bytes | None = None
 
 
 class Subscriber(Protocol):

@@ -56,6 +56,7 @@ class Outbox:
         self._special = 0  # queued items that are not plain batchable messages (see take)
         self._slots: dict[str, Slot] = {}  # topic → its last queued slot, conflated topics only
         self.conflated = 0  # messages replaced by a newer one of their topic
+        self._whole: Run | None = None  # the one run that is all the outbox holds, if one frame carries it
 
     def __len__(self) -> int:
         return len(self._items)
@@ -72,6 +73,7 @@ class Outbox:
         self._items.clear()
         self._slots.clear()
         self.bytes = self._special = 0
+        self._whole = None
 
     def extend(self, run: Run) -> None:
         """A run of live messages: one extend, whatever its length (unless conflation applies)."""
@@ -79,6 +81,7 @@ class Outbox:
             for message in run.messages:
                 self.add(message)
             return
+        self._whole = run if not self._items and not run.gaps and len(run.messages) <= self.limits.batch_max else None
         self._items.extend(run.messages)
         self.bytes += run.size
         self._special += run.gaps
@@ -103,12 +106,24 @@ class Outbox:
         self._push(frame, len(frame), True)
 
     def _push(self, item: Queued, size: int, special: bool) -> None:
+        self._whole = None
         self._items.append(item)
         self.bytes += size
         self._special += special
 
+    def take_whole(self) -> Run | None:
+        """The run that is all the outbox holds, taken at once, if one frame carries it.
+
+        Under broadcast most outboxes hold exactly the turn's one run when they are written:
+        then every receiver sends the same frame, made once (``Run.wire``)."""
+        run = self._whole
+        if run is not None:
+            self.clear()
+        return run
+
     def take(self) -> Taken:
         """What the next frame carries (the outbox must not be empty)."""
+        self._whole = None
         items = self._items
         if not self._special:
             # Only batchable messages queued (the usual case): taken as one run.

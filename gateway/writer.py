@@ -8,8 +8,10 @@ one pass writes every marked session. The hub's settle ends with that pass (the 
 deferral a message sees between NATS and the socket: gateway.hub); a frame queued outside
 a settle (a reply, a snapshot) schedules the pass for the end of the turn. What the feed
 read from NATS in one turn leaves in one frame, and under load the batches grow by
-themselves: while one pass writes, the next burst gathers. A paused socket keeps its
-outbox until its ``resume_writing`` marks it again.
+themselves: while one pass writes, the next burst gathers. An outbox that holds exactly
+the turn's run (the usual case under broadcast) is written as the run's one frame, made
+once for all its receivers (``Outbox.take_whole``): per receiver that is a check and a
+socket write. A paused socket keeps its outbox until its ``resume_writing`` marks it again.
 
 Anything else (SSE, a WebSocket on a plain ASGI server) runs ``write_loop`` with an async
 ``send`` and an encoding: ``ws_text`` (the WebSocket text) or ``sse_events``.
@@ -106,6 +108,12 @@ class Writer:
 
     def _drain(self, session: Session, socket: Socket) -> None:
         outbox, cache = session.outbox, self.frames
+        if session.is_open and socket.can_write():
+            run = outbox.take_whole()
+            if run is not None:
+                if run.wire is None:
+                    run.wire = cache.wire(cache.batch([m.frame for m in run.messages]))
+                socket.write_frame(run.wire)
         while outbox and session.is_open and socket.can_write():
             socket.write_frame(cache.wire(ws_text(outbox, cache)))
         session.made_room()

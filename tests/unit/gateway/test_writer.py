@@ -127,3 +127,66 @@ async def test_a_control_frame_keeps_its_place_after_the_turns_messages() -> Non
     session.deliver(Message(5, "u", frames.msg("u", 5, "5-0", 5, b"{}")))
     await next_turn()
     assert [(f["type"], f.get("seq")) for f in socket.frames] == [("msg", 1), ("pong", None), ("msg", 5)]
+
+
+class RawSocket(Socket):
+    """Keeps the bytes written too, to tell one shared frame from equal copies."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.raw: list[bytes] = []
+
+    def write_frame(self, frame: bytes) -> None:
+        self.raw.append(frame)
+        super().write_frame(frame)
+
+
+async def test_a_run_bound_for_many_sessions_is_serialized_once() -> None:
+    """1. three sessions subscribed, two messages published in one turn  2. each socket got one
+    batch of both, and the three wrote the very same bytes object (made once for the run)."""
+    writer = Writer()
+    hub = Hub(writer.write)
+    sockets = [RawSocket() for _ in range(3)]
+    for socket in sockets:
+        hub.add(attached(writer, socket), "t")
+    hub.publish(msg(1))
+    hub.publish(msg(2))
+    hub.settle()
+    assert all([m["seq"] for m in s.frames[0]["msgs"]] == [1, 2] for s in sockets)
+    assert len({id(s.raw[0]) for s in sockets}) == 1
+
+
+async def test_an_outbox_holding_more_than_the_run_is_taken_frame_by_frame() -> None:
+    """1. a session has a pong queued and is not written yet (paused)  2. a run of two messages
+    reaches it  3. on resume it writes the pong, then the messages: its own frames, in order."""
+    writer = Writer()
+    hub = Hub(writer.write)
+    socket = RawSocket()
+    session = attached(writer, socket)
+    hub.add(session, "t")
+    socket.paused = True
+    session.send(frames.pong(7, 0))
+    await next_turn()
+    hub.publish(msg(1))
+    hub.publish(msg(2))
+    hub.settle()
+    assert socket.frames == []
+    socket.paused = False
+    writer.mark(session)
+    await next_turn()
+    assert [f["type"] for f in socket.frames] == ["pong", "batch"]
+    assert [m["seq"] for m in socket.frames[1]["msgs"]] == [1, 2]
+
+
+async def test_a_run_longer_than_batch_max_still_leaves_in_frames_of_batch_max() -> None:
+    writer = Writer()
+    hub = Hub(writer.write)
+    socket = RawSocket()
+    session = Session("s", OutboxLimits(messages=100, bytes=1 << 20, batch_max=2))
+    writer.attach(session, socket)
+    hub.add(session, "t")
+    for seq in (1, 2, 3):
+        hub.publish(msg(seq))
+    hub.settle()
+    seqs = [[m["seq"] for m in f["msgs"]] if f["type"] == "batch" else [f["seq"]] for f in socket.frames]
+    assert seqs == [[1, 2], [3]]
