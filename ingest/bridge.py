@@ -213,21 +213,24 @@ class Bridge:
         """Publish in order until every message is acknowledged; retries resume at the first unacked.
 
         Re-publishing the acked tail after a failure keeps order: JetStream stores each Msg-Id's
-        first arrival, and one connection delivers our publishes in order. Between attempts the
-        lease is confirmed again, so a replica that lost it stops retrying.
+        first arrival, and every attempt starts only once the one before it is over (see
+        ``_publish_once``). Between attempts the lease is confirmed again, so a replica that
+        lost it stops retrying.
         """
         start = 0
         backoff = Backoff()
         while start < len(messages):
             try:
-                start += await self._publish_once(lease, messages[start:])
+                acked, sent = await self._publish_once(lease, messages[start:])
+                start += acked
+                if acked == sent:
+                    continue  # the rest, or the part sent before nats.py flushed mid-batch
             except (TimeoutError, NatsError) as exc:
                 raise_if_cancelled()
                 self._set_failing(exc)
-            if start < len(messages):
-                self.stats.publish_retries += 1
-                await self._pause(backoff.delay())
-                await self.leases.confirm(lease)
+            self.stats.publish_retries += 1
+            await self._pause(backoff.delay())
+            await self.leases.confirm(lease)
         if self._failing and messages:
             self._failing = False
             log.info("jetstream: publishing again")
@@ -239,9 +242,18 @@ class Bridge:
         while not self.nc.is_connected and not self.nc.is_closed:  # noqa: ASYNC110
             await asyncio.sleep(BACKOFF_MIN)
 
-    async def _publish_once(self, lease: Lease, messages: Sequence[Message]) -> int:
-        """Publish ``messages`` pipelined; returns how many from the front were acknowledged."""
+    async def _publish_once(self, lease: Lease, messages: Sequence[Message]) -> tuple[int, int]:
+        """Publish ``messages`` pipelined; returns how many from the front were acked, and were sent.
+
+        Sending stops once the loop ran meanwhile (nats.py appends a publish before it awaits):
+        past ``pending_size`` nats.py flushes mid-batch and yields, the flushed part may die with
+        the connection while later publishes wait in its buffer, sent first on the next one, and
+        MD would hold them ahead of the lost ones (issue 14 #4, tests/fault/test_ingest_nats_cut.py).
+        Without a yield a batch is all in one place, the socket or the buffer: it can only lose a tail.
+        """
         futures: list[Ack] = []
+        yielded: list[bool] = []
+        tick = asyncio.get_running_loop().call_soon(yielded.append, True)  # runs at the first yield
         try:
             for message in messages:
                 if lease.expired():
@@ -249,9 +261,12 @@ class Bridge:
                 headers = {**message.headers, PUBLISH_TS: str(now_us())}
                 futures.append(await self.publisher.publish(message.subject, message.payload, headers))
                 raise_if_cancelled()
+                if yielded:
+                    break
             if futures:
                 await asyncio.wait(futures, timeout=ACK_TIMEOUT)
         finally:
+            tick.cancel()
             self.publisher.forget(futures)
         acked = 0
         error: BaseException | None = None
@@ -270,7 +285,7 @@ class Bridge:
                     self.stats.published += 1
         if error is not None:
             self._set_failing(error)
-        return acked
+        return acked, len(futures)
 
     def _set_failing(self, exc: BaseException) -> None:
         if not self._failing:
