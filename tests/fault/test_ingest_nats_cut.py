@@ -32,7 +32,7 @@ CUTS = 8
 # A pending buffer far below a batch's bytes (500 entries of ~1 KB): nats.py then flushes
 # in the middle of a batch, which is where an attempt can straddle a dropped connection.
 # The default (8 MiB) has the same window for batches of bigger entries, hit less often
-# (once in three runs of this test with 24 KB entries and 100 ms of latency).
+# (once in two runs of this test with 24 KB entries and 100 ms of latency).
 PENDING_BYTES = 64 * 1024
 
 
