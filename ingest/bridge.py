@@ -42,7 +42,7 @@ from redis.typing import EncodableT, FieldT
 
 from ingest.leases import Lease, LeaseLost, Leases
 from ingest.mapping import EntryKey, Message, Rejected, entry_key, format_key, gap_notice, map_entry
-from ingest.publisher import Ack, AckedPublisher
+from ingest.publisher import Ack, AckedPublisher, raise_if_cancelled
 from ingest.reader import Entry, Gap, gaps_key
 from ingest.stats import IngestStats
 from services.backoff import Backoff
@@ -91,18 +91,6 @@ if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
 redis.call('LTRIM', KEYS[1], ARGV[2], -1)
 return 1
 """
-
-
-def raise_if_cancelled() -> None:
-    """Give back a cancellation nats.py swallowed.
-
-    nats.py 2.16 catches CancelledError inside publish (``Client._flush_pending`` drops it).
-    Without this check a cancelled worker (lease lost, crash simulation, shutdown past its
-    grace) keeps publishing.
-    """
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
 
 
 def hwm_key(stream: str) -> str:

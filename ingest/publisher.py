@@ -6,7 +6,8 @@ write of its own (by profile, two thirds of ingest's time went there and into th
 machinery). Here a publish only registers a future and appends the ``HPUB`` to the
 client's buffer; a batch leaves in one write and its acks come back on one wildcard reply
 subscription, matched by token. The caller bounds the wait (``Bridge._publish_once``) and
-then ``forget``s what was not answered, so the table never outgrows one batch.
+then ``forget``s what was not answered, so the table never outgrows one batch. nats.py swallows
+a cancellation inside a publish: ``raise_if_cancelled`` gives it back.
 """
 
 from __future__ import annotations
@@ -24,6 +25,18 @@ NO_RESPONDERS = "503"
 
 # The future's result: whether JetStream had stored this Msg-Id already (a duplicate).
 Ack = asyncio.Future[bool]
+
+
+def raise_if_cancelled() -> None:
+    """Give back a cancellation nats.py swallowed.
+
+    nats.py 2.16 catches CancelledError inside publish (``Client._flush_pending`` drops it).
+    Without this check a cancelled worker (lease lost, crash simulation, shutdown past its
+    grace) keeps publishing.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 class AckedPublisher:

@@ -14,9 +14,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ingest.bridge import Bridge, raise_if_cancelled
+from ingest.bridge import Bridge
 from ingest.leases import Lease, LeaseLost, Leases
 from ingest.links import Link
+from ingest.publisher import raise_if_cancelled
 from ingest.reader import StreamReader
 from services.backoff import Backoff, pause
 
