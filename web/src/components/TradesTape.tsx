@@ -6,6 +6,10 @@ interface Props {
   total: number;
 }
 
+/** Rows on screen: a few screens of the tape. Every new trade shifts every row below it, so
+ * each row drawn costs layout and paint in every frame with a trade in it. */
+export const TAPE_ROWS = 50;
+
 /** The newest trades first; older ones leave the list but stay in the total. */
 export function TradesTape({ trades, total }: Props) {
   return (
@@ -14,7 +18,7 @@ export function TradesTape({ trades, total }: Props) {
         Trades <span className="muted">{total.toLocaleString()} total</span>
       </h2>
       <ol className="scroll tape-list" data-testid="trades-tape" data-total={total}>
-        {trades.map((trade) => (
+        {trades.slice(0, TAPE_ROWS).map((trade) => (
           <li key={trade.key} className={trade.side === "sell" ? "down" : trade.side === "buy" ? "up" : undefined}>
             <span className="muted">{clockTime(trade.at)}</span>
             <span className="sym">{trade.symbol}</span>

@@ -4,6 +4,7 @@ import type { ClientStats } from "../../src/client";
 import { HopLatencyPanel } from "../../src/components/HopLatencyPanel";
 import { Sparkline } from "../../src/components/Sparkline";
 import { StatusIndicator } from "../../src/components/StatusIndicator";
+import { TAPE_ROWS, TradesTape } from "../../src/components/TradesTape";
 import { latencyTone, ms } from "../../src/format";
 import { readPageConfig } from "../../src/config";
 import { parseHops } from "../../src/hops";
@@ -131,5 +132,12 @@ describe("readPageConfig", () => {
     const base = { protocol: "http:", host: "h", search: "?token=leaked" };
     expect(readPageConfig({ ...base, hash: "#token=abc.def.ghi" }).token).toBe("abc.def.ghi");
     expect(readPageConfig(base).token).toBeUndefined();
+  });
+
+  it("draws the newest TAPE_ROWS trades and counts them all", () => {
+    const trades = Array.from({ length: 200 }, (_, i) => ({ key: 200 - i, symbol: "X", price: 1, size: 1, side: "buy", at: 0 }));
+    const html = renderToStaticMarkup(<TradesTape trades={trades} total={1234} />);
+    expect(html.match(/<li /g)?.length).toBe(TAPE_ROWS);
+    expect(html).toContain('data-total="1234"');
   });
 });
