@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from bench.runner import SCENARIOS, Options
 from bench.systems import SYSTEMS
-from services.settings import SettingsError
+from services.envsettings import SettingsError
 
 
 def _csv(raw: str, allowed: tuple[str, ...], what: str) -> tuple[str, ...]:

@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from bench.processes import ROOT
-from services.settings import SettingsError
+from services.envsettings import SettingsError
 
 log = logging.getLogger("tickwire.bench")
 

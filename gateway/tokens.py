@@ -24,7 +24,8 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from services.settings import MIN_SECRET_BYTES, GatewaySettings, SettingsError
+from services.envsettings import SettingsError
+from services.settings import MIN_SECRET_BYTES, GatewaySettings
 from services.subjects import TopicError, pattern_within, validate_pattern
 
 MAX_TOKEN_BYTES = 8192  # refused before any decoding: a token is a few hundred bytes

@@ -16,8 +16,9 @@ from typing import Any
 
 import uvloop
 
+from services.envsettings import SettingsError
 from services.lifecycle import configure_logging
-from services.settings import GatewaySettings, IngestSettings, ProcessSettings, SettingsError
+from services.settings import GatewaySettings, IngestSettings, ProcessSettings
 from tickwire.settings import SimulatorSettings, UpSettings
 
 

@@ -11,7 +11,8 @@ from typing import Any
 
 from pydantic import NonNegativeFloat, PositiveInt
 
-from services.settings import ProcessSettings, env_var, traced
+from services.envsettings import env_var
+from services.settings import ProcessSettings, traced
 
 
 class SimulatorSettings(ProcessSettings):

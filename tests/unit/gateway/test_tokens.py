@@ -16,8 +16,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from gateway.tokens import Grant, Keys, TokenError, Verifier, issue, keys_for
+from services.envsettings import SettingsError
 from services.redact import TokenLogFilter, redact
-from services.settings import GatewaySettings, SettingsError
+from services.settings import GatewaySettings
 
 SECRET = "s" * 40
 ROOT = Path(__file__).resolve().parents[3]

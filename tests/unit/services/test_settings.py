@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.settings import GatewaySettings, IngestSettings, SettingsError
+from services.envsettings import SettingsError
+from services.settings import GatewaySettings, IngestSettings
 from tickwire.settings import SimulatorSettings
 
 

@@ -8,7 +8,8 @@ import pytest
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 
-from services.settings import BusSettings, SettingsError
+from services.envsettings import SettingsError
+from services.settings import BusSettings
 from services.telemetry import GATEWAY, exporter, resource
 
 ENDPOINT = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}
