@@ -166,10 +166,13 @@ async def observing(observers: Sequence[Observer]) -> AsyncIterator[Sequence[Obs
 async def settle(producer: Producer, observers: Sequence[Observer], mark: int = 0, within: float = 60.0) -> None:
     """Until every observer holds each entry from per-stream index ``mark`` on, or the deadline:
     what is still missing then is the verdict's to report, not this wait's."""
-    wanted = {entry_id for ids in producer.sent.values() for entry_id in ids[mark:]}
+    # Per stream, as the verdict counts them: two streams' entries added in the same
+    # millisecond have the same ID, so one set of IDs over all streams would call a stream's
+    # entry received when only its twin of the other stream was.
+    wanted = {stream: set(ids[mark:]) for stream, ids in producer.sent.items()}
 
     def complete() -> bool:
-        return all(wanted <= {m.id for m in o.received} for o in observers)
+        return all(ids <= set(o.ids(stream)) for o in observers for stream, ids in wanted.items())
 
     with contextlib.suppress(TimeoutError):
         await eventually(complete, within, every=0.1)
