@@ -55,6 +55,14 @@ def forbidden(grant: Grant | None, topics: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(t for t in topics if not grant.allows(t))
 
 
+def _granted(session: Session, topics: tuple[str, ...], why: str) -> tuple[str, ...]:
+    """``topics`` the session's grant allows; the others get one ``forbidden`` error naming them."""
+    refused = forbidden(session.grant, topics)
+    if refused:
+        session.send(frames.error(ErrorCode.FORBIDDEN, f"{why}: {', '.join(refused)}", topics=list(refused)))
+    return tuple(t for t in topics if t not in refused)
+
+
 @dataclass
 class Subscriber:
     feed: Feed
@@ -66,11 +74,8 @@ class Subscriber:
 
         Topics outside the session's grant get one ``forbidden`` error naming them; the
         rest of the frame proceeds."""
-        refused = forbidden(session.grant, frame.topics)
-        if refused:
-            session.send(frames.error(ErrorCode.FORBIDDEN, f"not granted: {', '.join(refused)}",
-                                        topics=list(refused)))
-            allowed = tuple(t for t in frame.topics if t not in refused)
+        allowed = _granted(session, frame.topics, "not granted")
+        if len(allowed) < len(frame.topics):
             if not allowed:
                 return
             frame = replace(frame, topics=allowed)
@@ -79,11 +84,8 @@ class Subscriber:
     def regrant(self, session: Session, grant: Grant) -> None:
         """A fresh token's grant replaces the old; subscriptions it no longer covers end."""
         session.grant = grant
-        dropped = forbidden(grant, tuple(session.patterns))
-        if dropped:
-            self.unsubscribe(session, dropped)
-            session.send(frames.error(ErrorCode.FORBIDDEN, f"no longer granted: {', '.join(dropped)}",
-                                        topics=list(dropped)))
+        kept = _granted(session, tuple(session.patterns), "no longer granted")
+        self.unsubscribe(session, tuple(t for t in session.patterns if t not in kept))
 
     async def prepare(self, session: Session, frame: Subscribe) -> Plan:
         """Every check that may refuse ``frame``, before anything is sent (SSE answers 400 here)."""
@@ -133,17 +135,6 @@ class Subscriber:
             return True
         return since + 1 >= (await self.feed.stream_state()).first_seq
 
-    def _still_granted(self, session: Session, topics: list[str] | dict[str, int]) -> list[str]:
-        """``topics`` the session's grant allows now; the others are refused ``forbidden`` here.
-
-        A token renewed while a subscribe awaited (the reader takes ``auth`` meanwhile) may grant
-        less than the one the subscribe was checked against."""
-        dropped = forbidden(session.grant, tuple(topics))
-        if dropped:
-            session.send(frames.error(ErrorCode.FORBIDDEN, f"no longer granted: {', '.join(dropped)}",
-                                        topics=list(dropped)))
-        return [t for t in topics if t not in dropped]
-
     def _go_live(self, session: Session, topics: list[str]) -> None:
         for topic in topics:
             if topic not in session.patterns:
@@ -151,7 +142,9 @@ class Subscriber:
                 self.hub.add(session, topic)
 
     def _snapshot(self, session: Session, topics: list[str]) -> None:
-        topics = self._still_granted(session, topics)
+        # A token renewed while a subscribe awaited (the reader takes ``auth`` meanwhile) may
+        # grant less than the one the subscribe was checked against: checked again here.
+        topics = list(_granted(session, tuple(topics), "no longer granted"))
         if not topics:
             return
         latest = sorted((m for m in self.feed.latest.values()
@@ -174,7 +167,7 @@ class Subscriber:
             if cursor + 1 >= first:
                 start = ring.index_after(cursor)
                 if start >= len(ring):
-                    self._go_live(session, self._still_granted(session, since))
+                    self._go_live(session, list(_granted(session, tuple(since), "no longer granted")))
                     return
                 end = min(len(ring), start + CHUNK)
                 for i in range(start, end):
