@@ -78,17 +78,9 @@ def is_literal(pattern: str) -> bool:
 
 
 def matches(pattern: str, topic: str) -> bool:
-    """NATS wildcard match of a (validated) pattern against a literal topic."""
-    p = _split(pattern)
-    t = _split(topic)
-    for i, token in enumerate(p):
-        if token == ">":
-            return len(t) > i
-        if i >= len(t):
-            return False
-        if token != "*" and token != t[i]:
-            return False
-    return len(p) == len(t)
+    """NATS wildcard match of a (validated) pattern against a literal topic: the topic is the
+    one pattern it names, so it matches when it lies within ``pattern``."""
+    return pattern_within(topic, pattern)
 
 
 def covers_prefix(pattern: str, prefix: str) -> bool:

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -72,20 +72,21 @@ class Supervisor:
         """Local redis/nats children for whichever URL the settings do not give."""
         servers = []
         if not self.redis_url:
-            port = free_port()
-            (self.state / "redis").mkdir(parents=True, exist_ok=True)
-            servers.append(
-                self._child("redis-server", redis_argv(port, self.state / "redis"), dict(self.environ), port, True)
-            )
+            server, port = self._server("redis-server", "redis", redis_argv)
+            servers.append(server)
             self.redis_url = f"redis://127.0.0.1:{port}/0"
         if not self.nats_url:
-            port = free_port()
-            (self.state / "nats").mkdir(parents=True, exist_ok=True)
-            servers.append(
-                self._child("nats-server", nats_argv(port, self.state / "nats"), dict(self.environ), port, True)
-            )
+            server, port = self._server("nats-server", "nats", nats_argv)
+            servers.append(server)
             self.nats_url = f"nats://127.0.0.1:{port}"
         return servers
+
+    def _server(self, name: str, folder: str, argv: Callable[[int, Path], list[str]]) -> tuple[Process, int]:
+        """A local server on a free port, its data in its own folder of the state."""
+        port = free_port()
+        data = self.state / folder
+        data.mkdir(parents=True, exist_ok=True)
+        return self._child(name, argv(port, data), dict(self.environ), port, True), port
 
     def _services(self) -> list[Process]:
         web_dir = self.settings.web_dir or str(WEB_DIST)

@@ -15,34 +15,24 @@ import contextlib
 import json
 import sys
 from collections.abc import AsyncIterator
-from typing import Any
 
-import redis.asyncio as aioredis
 import uvicorn
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
-STREAM = "md:ticks"
+from bench.baselines.entries import entries
+
 clients: dict[WebSocket, set[str]] = {}
 
 
 async def pump(url: str) -> None:
-    redis = aioredis.from_url(url)
-    last: bytes | str = "$"
-    while True:
-        reply: Any = (  # redis-py's reply type is a union of RESP2/RESP3 shapes
-            await redis.xread({STREAM: last}, count=500, block=1000) or [])
-        for _, entries in reply:
-            for entry_id, fields in entries:
-                last = entry_id
-                topic = "ticks." + fields[b"symbol"].decode()
-                text = json.dumps({"type": "msg", "topic": topic, "id": entry_id.decode(),
-                                   "ts": int(fields[b"ts"]), "data": json.loads(fields[b"data"])})
-                for ws, topics in list(clients.items()):
-                    if "*" in topics or topic in topics:
-                        try:
-                            await ws.send_text(text)
-                        except Exception:  # a client gone mid-send: forget it
-                            clients.pop(ws, None)
+    async for entry in entries(url):
+        text = json.dumps({"type": "msg", **entry})
+        for ws, topics in list(clients.items()):
+            if "*" in topics or entry["topic"] in topics:
+                try:
+                    await ws.send_text(text)
+                except Exception:  # a client gone mid-send: forget it
+                    clients.pop(ws, None)
 
 
 def create_app(url: str) -> FastAPI:

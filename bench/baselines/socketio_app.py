@@ -11,15 +11,13 @@ once to a client in both). This is the library's documented broadcast pattern.
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 from typing import Any
 
-import redis.asyncio as aioredis
 import socketio
 import uvicorn
 
-STREAM = "md:ticks"
+from bench.baselines.entries import entries
 
 
 def create_app(url: str) -> Any:
@@ -31,18 +29,8 @@ def create_app(url: str) -> Any:
             await sio.enter_room(sid, topic)
 
     async def pump() -> None:
-        redis = aioredis.from_url(url)
-        last: bytes | str = "$"
-        while True:
-            reply: Any = (  # redis-py's reply type is a union of RESP2/RESP3 shapes
-                await redis.xread({STREAM: last}, count=500, block=1000) or [])
-            for _, entries in reply:
-                for entry_id, fields in entries:
-                    last = entry_id
-                    topic = "ticks." + fields[b"symbol"].decode()
-                    payload = {"topic": topic, "id": entry_id.decode(), "ts": int(fields[b"ts"]),
-                               "data": json.loads(fields[b"data"])}
-                    await sio.emit("msg", payload, to=[topic, "*"])
+        async for entry in entries(url):
+            await sio.emit("msg", entry, to=[entry["topic"], "*"])
 
     tasks: list[asyncio.Task[None]] = []
 
