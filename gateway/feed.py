@@ -26,6 +26,7 @@ import heapq
 import itertools
 import logging
 from collections.abc import Callable
+from operator import attrgetter
 
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
@@ -74,6 +75,8 @@ class Feed:
         self.stream_last = 0  # the stream's last seq at the latest watch: lag = stream_last - head
         self.store = Store(nc, settings.bus.stream, settings.bus.subject_prefix)
         self.ring = ReplayRing(settings.replay_buffer)
+        # topic → its newest message, oldest first, for snapshots. Bounded by retention: a
+        # value whose message left the stream goes too, as a restarted replica would not have it.
         self.latest: dict[str, Message] = {}
         self.head = 0  # highest seq received
         self.epoch = ""
@@ -122,7 +125,7 @@ class Feed:
         start = max(first, last - self._settings.replay_buffer + 1, 1)
         self.head = start - 1
         self._target = last
-        for message in await self.store.last_per_subject(up_to_seq=start - 1):
+        for message in sorted(await self.store.last_per_subject(up_to_seq=start - 1), key=attrgetter("seq")):
             # A gap notice is news once, live or in a resume; in a snapshot it would repeat an
             # old loss to every new client after each restart.
             if not message.is_gap:
@@ -168,6 +171,7 @@ class Feed:
         try:
             info = await self._js.stream_info(self._bus.stream)
             self.stream_last = info.state.last_seq
+            self._forget_before(info.state.first_seq)
             if epoch_of(info) != self.epoch:
                 await self._new_epoch(info)
             elif self._hole or info.state.first_seq > self.head + 1:
@@ -209,6 +213,12 @@ class Feed:
         self.on_restart(reason)
         await self._start(info)
 
+    def _forget_before(self, first_seq: int) -> None:
+        """Latest values whose message retention removed from the stream."""
+        latest = self.latest
+        for topic in list(itertools.takewhile(lambda topic: latest[topic].seq < first_seq, latest)):
+            del latest[topic]
+
     def _problem(self, problem: str | None) -> None:
         """Log a watch problem once when it starts and once when it ends."""
         if problem == self._trouble:
@@ -242,6 +252,7 @@ class Feed:
         message = decode(seq, msg.subject, msg.headers, msg.data, received, trace)
         self.ring.append(message)
         if not message.is_gap:
+            self.latest.pop(message.topic, None)  # to the end: the dict stays in seq order
             self.latest[message.topic] = message
         self.head = seq
         self._telemetry.delivered(message, self._hub.publish(message), span)
@@ -266,7 +277,12 @@ class Feed:
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._waiters, (seq, next(self._tiebreak), future))
-        await future
+        try:
+            await future
+        except asyncio.CancelledError:  # timed out: do not keep it until the head passes seq
+            self._waiters = [waiter for waiter in self._waiters if waiter[2] is not future]
+            heapq.heapify(self._waiters)
+            raise
 
     def first_seq(self) -> int:
         """The oldest seq the ring holds (head + 1 when empty: nothing to replay locally)."""

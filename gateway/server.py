@@ -154,6 +154,8 @@ class GatewayServer(uvicorn.Server):
     async def _drain_then_exit(self, gateway: Gateway) -> None:
         try:
             await drain(gateway)
+        except Exception:  # logged here: nothing else retrieves this task's outcome
+            log.exception("drain failed: the shutdown closes every connection at once")
         finally:
             self.should_exit = True
 

@@ -51,6 +51,7 @@ class Gateway:
             outbox=lambda: sum(s.queued for s in self.sessions),
             lag=lambda: max(0, self.feed.stream_last - self.feed.head),
             cached_topics=lambda: self.hub.cached_topics,
+            latest_subjects=lambda: len(self.feed.latest),
         )
         self.telemetry.register(self.loop_lag.histogram)
 

@@ -101,7 +101,8 @@ class Telemetry:
         self._sends: OrderedDict[str, tuple[int, int, str, set[str]]] = OrderedDict()
 
     def gauges(self, connections: Callable[[], int], subscriptions: Callable[[], int],
-               outbox: Callable[[], int], lag: Callable[[], int], cached_topics: Callable[[], int]) -> None:
+               outbox: Callable[[], int], lag: Callable[[], int], cached_topics: Callable[[], int],
+               latest_subjects: Callable[[], int]) -> None:
         """Figures read from the gateway's own state: at scrape time, or under multiprocess
         mode published by ``publish`` (the mode says how workers' values combine)."""
         gauges: tuple[tuple[str, str, Callable[[], int], GaugeMode], ...] = (
@@ -112,6 +113,8 @@ class Telemetry:
             ("tickwire_consumer_lag_messages", "Stream messages this replica has not received yet", lag, "livemax"),
             ("tickwire_gateway_hub_cached_topics", "Topics whose receivers the hub remembers (bounded)",
              cached_topics, "livesum"),
+            ("tickwire_gateway_latest_subjects", "Subjects whose latest value snapshots serve (retained ones)",
+             latest_subjects, "livemax"),
         )
         registry = None if self.multiprocess else self.registry
         for name, doc, read, mode in gauges:

@@ -84,3 +84,40 @@ async def _ready(http: httpx.AsyncClient) -> bool:
 
 async def _not_ready(http: httpx.AsyncClient) -> bool:
     return (await http.get("/readyz")).status_code == 503
+
+
+async def test_latest_values_go_with_their_messages_retention_removed(start_gateway: StartGateway, bus: Bus) -> None:
+    """1. AAPL, MSFT, then IBM published; the gateway serves three latest values  2. the stream
+    purged below IBM's seq (what retention does to quiet subjects)  3. the gateway forgets AAPL's
+    and MSFT's (gauge 1), so a new client's snapshot is IBM only, then live, as a restarted
+    replica would serve: what snapshots hold stays bounded by what the stream retains."""
+    for symbol in ("AAPL", "MSFT"):
+        await bus.publish(f"md.ticks.{symbol}")
+    kept = await bus.publish("md.ticks.IBM")
+    gw = await start_gateway()
+    async with httpx.AsyncClient(base_url=gw.http_url, timeout=5) as http:
+
+        async def latest_subjects() -> float:
+            for line in (await http.get("/metrics")).text.splitlines():
+                if line.startswith("tickwire_gateway_latest_subjects "):
+                    return float(line.split()[1])
+            raise AssertionError("tickwire_gateway_latest_subjects not exported")
+
+        async with connect(gw) as before:
+            await before.subscribe("ticks.>")
+            assert {m["topic"] for m in await before.msgs(3)} == {"ticks.AAPL", "ticks.MSFT", "ticks.IBM"}
+        assert await latest_subjects() == 3
+        await bus.js.purge_stream("MD", seq=kept)
+
+        async def forgotten() -> bool:
+            return await latest_subjects() == 1
+
+        await eventually(forgotten, within=10, what="the purged subjects' latest values forgotten")
+        restarted = await start_gateway()
+        async with connect(gw) as after, connect(restarted) as fresh:
+            for client in (after, fresh):
+                await client.subscribe("ticks.>")
+            live = await bus.publish("md.ticks.MSFT")
+            for client in (after, fresh):
+                got = [(m["topic"], m["seq"]) for m in await client.msgs(2)]
+                assert got == [("ticks.IBM", kept), ("ticks.MSFT", live)]
