@@ -43,7 +43,6 @@ from gateway.telemetry import Telemetry
 from services.connections import epoch_of
 from services.hops import now_us
 from services.settings import GatewaySettings
-from services.subjects import topic_of
 from services.telemetry import traceparent_of
 
 log = logging.getLogger(__name__)
@@ -247,7 +246,7 @@ class Feed:
             self._suspect.set()
             return
         received = now_us()
-        span = self._telemetry.start(msg.headers, topic_of(msg.subject), seq, received)
+        span = self._telemetry.start(msg.headers, msg.subject, seq, received)
         trace = traceparent_of(span) if span is not None else None
         message = decode(seq, msg.subject, msg.headers, msg.data, received, trace)
         self.ring.append(message)

@@ -32,6 +32,7 @@ from gateway.message import Message
 from services import envelope
 from services.hops import now_us
 from services.protocol import Report
+from services.subjects import topic_of
 from services.telemetry import (
     ATTR_DESTINATION,
     ATTR_NODE,
@@ -142,17 +143,18 @@ class Telemetry:
 
     # ---- per message ---------------------------------------------------------------
 
-    def start(self, headers: Mapping[str, str] | None, topic: str, seq: int, received_us: int) -> Span | None:
+    def start(self, headers: Mapping[str, str] | None, subject: str, seq: int, received_us: int) -> Span | None:
         """A span for a sampled message (child of ingest's), before its frame is encoded."""
         if self.tracer is None or not headers:
             return None
         traceparent = headers.get(envelope.TRACEPARENT)
         if not sampled(traceparent):
             return None
+        topic = topic_of(subject)
         return self.tracer.start_span(
             f"deliver {topic}", context=extract(traceparent, headers.get(envelope.TRACESTATE)),
             kind=SpanKind.CONSUMER, start_time=received_us * 1000,
-            attributes={ATTR_SYSTEM: "nats", ATTR_DESTINATION: f"md.{topic}", ATTR_TOPIC: topic, ATTR_SEQ: seq,
+            attributes={ATTR_SYSTEM: "nats", ATTR_DESTINATION: subject, ATTR_TOPIC: topic, ATTR_SEQ: seq,
                         ATTR_NODE: self.node})
 
     def delivered(self, message: Message, receivers: int, span: Span | None) -> None:
