@@ -1,8 +1,9 @@
 """The ``tickwire`` command: one subcommand per service or tool.
 
-``main`` is the only reader of ``os.environ`` in Tickwire's code (the OpenTelemetry SDK
-reads its own ``OTEL_*``): each subcommand builds its settings once, from that environment
-and its flags, and passes them down.
+``main`` is where settings are read from ``os.environ`` (the OpenTelemetry SDK reads its own
+``OTEL_*``): each subcommand builds its settings once, from that environment and its flags,
+and passes them down. Elsewhere the environment is only handed on: to the processes the
+bench starts, and prometheus_client's ``PROMETHEUS_MULTIPROC_DIR`` to gateway workers.
 """
 
 from __future__ import annotations
