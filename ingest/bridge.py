@@ -1,16 +1,14 @@
 """Publish a batch to JetStream, wait for every ack, then advance the high-water mark and XACK it.
 
 Order of effects per batch (design §1): lease confirmed → each new entry published with
-``Nats-Msg-Id`` (pipelined) → all acks awaited → dead letters written → high-water mark
-raised, only while the lease is still ours → one XACK for the whole batch. Nothing is XACKed
-before JetStream acknowledged it, and nothing acknowledged by JetStream waits for the XACK
-to be marked: a replica killed, or Redis refusing, between the mark and the XACK leaves
-entries pending that every later read skips, however long after the duplicate window. A
-failed or timed-out publish is retried with the same Msg-Id (a timed-out publish may have
-been stored: JetStream drops the duplicate). While
-NATS is away, publishes queue in nats.py's bounded buffer; past the bound
-(``OutboundBufferLimitError``) the batch waits for the connection and is retried, never dropped.
-Publishes go through ``ingest.publisher``: a batch leaves in one socket write.
+``Nats-Msg-Id`` (pipelined, ``ingest.publisher``: one socket write) → all acks awaited → dead
+letters written → high-water mark raised and the batch XACKed, in one script, only while the
+lease is ours. Nothing is XACKed before JetStream acknowledged it; should Redis refuse the
+XACK, the mark stands and every later read skips the entries left pending, however long
+after the duplicate window. A failed or timed-out publish is retried with the same Msg-Id (a
+timed-out publish may have been stored: JetStream drops the duplicate). While NATS is away,
+publishes queue in nats.py's bounded buffer; past the bound (``OutboundBufferLimitError``)
+the batch waits for the connection and is retried, never dropped.
 
 Fencing: the lease's local deadline is checked before every publish. A replica paused
 (SIGSTOP, a long GC, a frozen VM) past its lease resumes with an expired deadline and stops
@@ -38,8 +36,8 @@ from collections.abc import Sequence
 import redis.asyncio as aioredis
 from nats.aio.client import Client as NATS
 from nats.errors import Error as NatsError
-from redis.typing import EncodableT, FieldT
 
+from ingest.deadletter import dead_letter
 from ingest.leases import Lease, LeaseLost, Leases
 from ingest.mapping import EntryKey, Message, Rejected, entry_key, format_key, gap_notice, map_entry
 from ingest.publisher import Ack, AckedPublisher, raise_if_cancelled
@@ -68,19 +66,24 @@ log = logging.getLogger(__name__)
 HWM_PREFIX = "tickwire:hwm:"
 ACK_TIMEOUT = 5.0  # nats.py's own js.publish default
 BACKOFF_MIN = 0.1
-DEAD_LETTER_FIELD_BYTES = 4096
-DEAD_LETTER_MAXLEN = 100_000  # approximate trim: the dead-letter stream must not grow forever
 
-_ADVANCE_HWM = """
+# Raise the mark (KEYS[1]) to ARGV[2] unless it is higher, then XACK the IDs ARGV[4]… on
+# stream KEYS[3] for group ARGV[3], while the lease (KEYS[2]) is ARGV[1]'s. A refused XACK
+# leaves the mark raised: a script's effects are not rolled back.
+_MARK_AND_ACK = """
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
 local cur = redis.call('GET', KEYS[1])
+local higher = true
 if cur then
   local cms, cseq = string.match(cur, '^(%d+)-(%d+)$')
   local nms, nseq = string.match(ARGV[2], '^(%d+)-(%d+)$')
   cms, cseq, nms, nseq = tonumber(cms), tonumber(cseq), tonumber(nms), tonumber(nseq)
-  if cms and (nms < cms or (nms == cms and nseq <= cseq)) then return 1 end
+  higher = not (cms and (nms < cms or (nms == cms and nseq <= cseq)))
 end
-redis.call('SET', KEYS[1], ARGV[2])
+if higher then redis.call('SET', KEYS[1], ARGV[2]) end
+for i = 4, #ARGV, 1000 do  -- unpack is limited in how many values it returns
+  redis.call('XACK', KEYS[3], ARGV[3], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+end
 return 1
 """
 
@@ -109,7 +112,7 @@ class Bridge:
         self.leases = leases
         self.settings = settings
         self.stats = stats
-        self._advance = redis.register_script(_ADVANCE_HWM)
+        self._mark_and_ack = redis.register_script(_MARK_AND_ACK)
         self._gaps_announced = redis.register_script(_GAPS_ANNOUNCED)
         self._failing = False  # publish state, logged on change rather than per retry
         self._tracer = tracer
@@ -156,22 +159,23 @@ class Bridge:
         for span in spans:
             span.end()  # read from Redis → publish acknowledged
         if rejected:
-            await self._dead_letter(stream, rejected)
+            await dead_letter(self.redis, self.settings.dead_letter_stream, stream, rejected)
         for gap in gaps:
             self._report_gap(stream, gap.first_missing, gap.count, f"never read, after {gap.after}")
         if trimmed:
             self._report_gap(stream, trimmed[0], len(trimmed), f"pending, {trimmed[0]} … {trimmed[-1]}")
-        top = max((entry_key(entry.id) for entry in entries), default=hwm)
-        if top > hwm:
-            self._handled[stream] = max(top, self._handled.get(stream, top))
-            if not await self._advance(keys=[hwm_key(stream), lease.key], args=[self.leases.replica, format_key(top)]):
+        if entries:
+            top = max(hwm, max(entry_key(entry.id) for entry in entries))
+            if top > hwm:
+                self._handled[stream] = max(top, self._handled.get(stream, top))
+            if not await self._mark_and_ack(keys=[hwm_key(stream), lease.key, stream],
+                                            args=[self.leases.replica, format_key(top), self.settings.group,
+                                                  *(entry.id for entry in entries)]):
                 raise LeaseLost(stream)
             hwm = top
         if gaps and not await self._gaps_announced(keys=[gaps_key(stream), lease.key],
                                                     args=[self.leases.replica, len(gaps)]):
             raise LeaseLost(stream)
-        if entries:
-            await self.redis.xack(stream, self.settings.group, *(entry.id for entry in entries))
         self.stats.duplicates_skipped += skipped
         self.stats.dead_lettered += len(rejected)
         if entries:
@@ -280,18 +284,6 @@ class Bridge:
             self._failing = True
             log.warning("jetstream: publish failing (%s); retrying with the same Msg-Id",
                         str(exc) or type(exc).__name__)
-
-    async def _dead_letter(self, stream: str, rejected: Sequence[tuple[Rejected, Entry]]) -> None:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for reason, entry in rejected:
-                fields: dict[FieldT, EncodableT] = {
-                    (b"original:" + k if k in (b"stream", b"id", b"reason") else k): v[:DEAD_LETTER_FIELD_BYTES]
-                    for k, v in entry.fields.items()
-                }
-                fields.update({"stream": stream, "id": entry.id, "reason": reason.reason})
-                pipe.xadd(self.settings.dead_letter_stream, fields, maxlen=DEAD_LETTER_MAXLEN, approximate=True)
-                log.warning("dead letter: %s %s: %s", stream, entry.id, reason.reason)
-            await pipe.execute()
 
     def _report_gap(self, stream: str, first_missing: str, count: int, where: str) -> None:
         """Entries trimmed from Redis before they were published: data lost upstream of us."""

@@ -56,6 +56,10 @@ _MAX_TRACE_HEADER = 512
 # Room for Tw-Pub, which the bridge stamps after mapping, in the header-size estimate.
 _PUBLISH_TS_ROOM = len(PUBLISH_TS) + 4 + 20
 _NATS_HEADER_LINE = len(b"NATS/1.0\r\n\r\n")
+# Every header but the stream key in the Msg-Id is short ASCII (entry IDs, µs times, trace
+# values of at most _MAX_TRACE_HEADER), so this bounds the block without the stream key: the
+# exact size is worked out only for a payload that close to the limit.
+_HEADERS_BOUND = _NATS_HEADER_LINE + 2 * (len(TRACESTATE) + _MAX_TRACE_HEADER + 4) + 512
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +143,14 @@ def headers_size(headers: Mapping[str, str]) -> int:
     return _NATS_HEADER_LINE + sum(len(k.encode()) + len(v.encode()) + 4 for k, v in headers.items())
 
 
+def _too_large(payload: bytes, headers: Mapping[str, str], stream_key: str, max_message: int) -> bool:
+    """Payload and headers (with Tw-Pub to come) past the NATS server's max_payload."""
+    size = len(payload) + _PUBLISH_TS_ROOM
+    if size + _HEADERS_BOUND + 4 * len(stream_key) <= max_message:  # 4: UTF-8's widest character
+        return False
+    return size + headers_size(headers) > max_message
+
+
 def map_entry(
     stream_key: str,
     entry_id: str,
@@ -175,7 +187,7 @@ def map_entry(
         tracestate = _trace_value(fields.get(TRACESTATE.encode()))
         if tracestate is not None:
             headers[TRACESTATE] = tracestate
-    if len(payload) > max_payload or len(payload) + headers_size(headers) + _PUBLISH_TS_ROOM > max_message:
+    if len(payload) > max_payload or _too_large(payload, headers, stream_key, max_message):
         return Rejected(entry_id, TOO_LARGE)
     return Message(entry_id, subject_for(prefix, channel_of(stream_key), symbol), payload, headers)
 

@@ -109,11 +109,13 @@ def _entries(reply: Any) -> list[Entry]:
     return [Entry(_text(entry_id), dict(fields or {})) for entry_id, fields in per_stream[0] if entry_id is not None]
 
 
-def _script_entries(raw: list[list[bytes | list[bytes]]]) -> list[Entry]:
+def _script_entries(raw: list[list[Any]]) -> list[Entry]:
+    """The claim script's reply: ``[[id, [field, value, …]], …]`` as bytes (a Lua script's
+    reply is not parsed by redis-py)."""
     entries = []
     for entry_id, flat in raw:
-        assert isinstance(entry_id, bytes) and isinstance(flat, list)
-        entries.append(Entry(entry_id.decode(), dict(zip(flat[::2], flat[1::2], strict=True))))
+        pairs = iter(flat)  # one iterator twice: field, value, field, value…
+        entries.append(Entry(entry_id.decode(), dict(zip(pairs, pairs, strict=True))))
     return entries
 
 

@@ -17,10 +17,11 @@ from ingest.mapping import (
     entry_key,
     format_key,
     gap_notice,
+    headers_size,
     map_entry,
 )
 from ingest.reader import Gap
-from services.envelope import ENTRY_ID, GAP, MSG_ID, ORIGIN_TS, READ_TS, TRACEPARENT, TRACESTATE
+from services.envelope import ENTRY_ID, GAP, MSG_ID, ORIGIN_TS, PUBLISH_TS, READ_TS, TRACEPARENT, TRACESTATE
 
 TRACE = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
@@ -170,3 +171,19 @@ def test_a_recorded_gap_names_the_first_id_after_the_last_one_read() -> None:
     gap = Gap.decode(b"1764433200123-4 7")
     assert (gap.after, gap.count, gap.first_missing) == ("1764433200123-4", 7, "1764433200123-5")
     assert Gap.decode(gap.encode()) == gap
+
+
+@pytest.mark.parametrize("stream", ["md:ticks", "md:" + "é" * 300 + "\U0001f600" * 50])
+def test_the_size_limit_is_exact_at_its_edge(stream: str) -> None:
+    """The quick bound on the header block never decides a case the exact size would decide
+    otherwise: with the largest trace headers kept and a long non-ASCII stream key, every
+    payload size around the limit is refused exactly when payload + headers + Tw-Pub exceed it."""
+    trace = {b"traceparent": b"0" * 512, b"tracestate": b"k=" + b"v" * 510}
+    limit = 8192
+    for size in range(limit - 3000, limit + 2):
+        fields = {b"data": b'"' + b"x" * (size - 2) + b'"', **trace}
+        exact = message({**fields, b"data": b"1"}, stream=stream)  # the same headers, any payload
+        room = len(PUBLISH_TS) + 4 + 20  # Tw-Pub, stamped at publish
+        too_large = size + headers_size(exact.headers) + room > limit
+        result = mapped(fields, stream=stream, max_message=limit)
+        assert isinstance(result, Rejected) == too_large, size
