@@ -10,7 +10,7 @@ timed-out publish may have been stored: JetStream drops the duplicate). While NA
 publishes queue in nats.py's bounded buffer; past the bound (``OutboundBufferLimitError``)
 the batch waits for the connection and is retried, never dropped.
 
-Fencing: the lease's local deadline is checked before every publish. A replica paused
+Fencing: the lease's local deadline is checked before every piece is sent. A replica paused
 (SIGSTOP, a long GC, a frozen VM) past its lease resumes with an expired deadline and stops
 before publishing anything, while the replica that took over owns the stream.
 
@@ -114,7 +114,7 @@ class Bridge:
         self.stats = stats
         self._mark_and_ack = redis.register_script(_MARK_AND_ACK)
         self._gaps_announced = redis.register_script(_GAPS_ANNOUNCED)
-        self._failing = False  # publish state, logged on change rather than per retry
+        self._failing: type[BaseException] | None = None  # why publishes fail, logged on change, not per retry
         self._tracer = tracer
         # Per stream, the highest entry this replica handled: a fact about MD whoever holds
         # the lease, and known even when Redis could not be told.
@@ -224,7 +224,7 @@ class Bridge:
             await self._pause(backoff.delay())
             await self.leases.confirm(lease)
         if self._failing and messages:
-            self._failing = False
+            self._failing = None
             log.info("jetstream: publishing again")
 
     async def _pause(self, delay: float) -> None:
@@ -235,30 +235,23 @@ class Bridge:
             await asyncio.sleep(BACKOFF_MIN)
 
     async def _publish_once(self, lease: Lease, messages: Sequence[Message]) -> tuple[int, int]:
-        """Publish ``messages`` pipelined; returns how many from the front were acked, and were sent.
+        """Publish the front of ``messages`` in one piece; returns how many from the front were acked, and were sent.
 
-        Sending stops once the loop ran meanwhile (nats.py appends a publish before it awaits):
-        past ``pending_size`` nats.py flushes mid-batch and yields, the flushed part may die with
-        the connection while later publishes wait in its buffer, sent first on the next one, and
-        MD would hold them ahead of the lost ones (issue 14 #4, tests/fault/test_ingest_nats_cut.py).
-        Without a yield a batch is all in one place, the socket or the buffer: it can only lose a tail.
+        A piece is handed to nats.py at once, so it is all in one place, its buffer or the socket:
+        a dropped connection can only lose its tail, never a middle part that the reconnect would
+        send after later publishes, out of order in MD (issue 14 #4, tests/fault/test_ingest_nats_cut.py).
+        Half the client's buffer at most, so a piece still fits in it while NATS is away.
         """
+        if lease.expired():
+            raise LeaseLost(lease.stream)
         futures: list[Ack] = []
-        yielded: list[bool] = []
-        tick = asyncio.get_running_loop().call_soon(yielded.append, True)  # runs at the first yield
         try:
-            for message in messages:
-                if lease.expired():
-                    raise LeaseLost(lease.stream)
-                headers = {**message.headers, PUBLISH_TS: str(now_us())}
-                futures.append(await self.publisher.publish(message.subject, message.payload, headers))
-                raise_if_cancelled()
-                if yielded:
-                    break
-            if futures:
-                await asyncio.wait(futures, timeout=ACK_TIMEOUT)
+            futures = await self.publisher.publish(
+                ((m.subject, m.payload, {**m.headers, PUBLISH_TS: str(now_us())}) for m in messages),
+                self.settings.bus.nats_pending_bytes // 2)
+            raise_if_cancelled()
+            await asyncio.wait(futures, timeout=ACK_TIMEOUT)
         finally:
-            tick.cancel()
             self.publisher.forget(futures)
         acked = 0
         error: BaseException | None = None
@@ -280,8 +273,8 @@ class Bridge:
         return acked, len(futures)
 
     def _set_failing(self, exc: BaseException) -> None:
-        if not self._failing:
-            self._failing = True
+        if self._failing is not type(exc):
+            self._failing = type(exc)
             log.warning("jetstream: publish failing (%s); retrying with the same Msg-Id",
                         str(exc) or type(exc).__name__)
 

@@ -29,12 +29,14 @@ def sanitize_token(raw: str) -> str:
     return token or "_"
 
 
+@lru_cache(maxsize=1024)
 def channel_of(stream_key: str) -> str:
     """``md:ticks`` → ``ticks`` (everything after the first separator, sanitised)."""
     _, _, rest = stream_key.partition(STREAM_SEPARATOR)
     return sanitize_token(rest or stream_key)
 
 
+@lru_cache(maxsize=65536)  # per entry, two regex passes otherwise; symbols repeat
 def subject_for(prefix: str, channel: str, symbol: str | None) -> str:
     """The JetStream subject an entry is published on."""
     if symbol:

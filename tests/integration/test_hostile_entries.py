@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ingest.mapping import ID_TIME_OUT_OF_RANGE, TS_NOT_INTEGER, TS_OUT_OF_RANGE
-from services.envelope import ENTRY_ID, ORIGIN_TS
+from services.envelope import ENTRY_ID, MSG_ID, ORIGIN_TS
 from tests.conftest import Backend
 from tests.integration.test_ingest import clients, pending, running, settings, stored
 from tests.waiting import eventually
@@ -33,3 +33,18 @@ async def test_times_past_what_clients_read_are_dead_lettered_and_big_integers_s
     assert [m.headers[ENTRY_ID] for m in msgs if m.headers] == [first, last]
     assert msgs[1].headers is not None and msgs[1].headers[ORIGIN_TS] == "7"
     assert msgs[1].data == f'{{"big":{big}}}'.encode()
+
+
+async def test_a_stream_name_cannot_add_a_header(backend: Backend) -> None:
+    """1. an entry on a stream whose name holds CR LF and a header line (Redis keys are any
+    bytes, and ingest reads every ``md:*``); 2. ingest publishes it: the Msg-Id, which names the
+    stream, stays one header value, and no header of the name's making reaches MD."""
+    stream = "md:evil\r\nTw-Ts: 1"
+    async with clients(backend) as (redis, js):
+        entry = (await redis.xadd(stream, {"symbol": "A", "data": "1", "ts": "5"})).decode()
+        async with running(settings(backend)) as (ingest, _):
+            await eventually(lambda: ingest.stats.last_id.get(stream) == entry, what="the entry handled")
+        [msg] = await stored(js)
+    assert msg.headers is not None
+    assert msg.headers[ORIGIN_TS] == "5" and msg.headers[ENTRY_ID] == entry
+    assert msg.headers[MSG_ID] == f"md:evil  Tw-Ts: 1:{entry}"
