@@ -9,10 +9,15 @@ so memory stays bounded and nothing is lost silently (the client resumes with ``
 client that falls a little behind catches up in fewer frames.
 
 Conflation (``TICKWIRE_CONFLATE``): once the outbox is above half full, a message on a
-conflated topic replaces the last queued, not yet sent message of the same topic instead
-of being appended. The replaced message is skipped on purpose: a slow client gets the
-newest value per topic rather than being cut with 4008, and per-topic seq order holds
-(the newer seq takes the older one's place, behind every earlier message of that topic).
+conflated topic makes the last queued, not yet sent message of its topic skipped (on
+purpose: a slow client gets the newest value per topic rather than being cut with 4008).
+The newest goes to the tail, never into the skipped one's place: the outbox stays in seq
+order, because a client resumes from the highest seq it saw on a subscription, and one cut
+right after a newer seq moved ahead would resume past the older messages still queued
+behind it. A topic's first queued message is never skipped, so a topic updated faster
+than the outbox drains is still sent at its turn; each conflated topic thus holds at most
+two messages. A skipped one stays in the queue, empty, until taken or until the empty
+ones outnumber the rest and the queue is rebuilt without them (each skip O(1), amortised).
 Non-conflated messages and control frames still count towards the bounds.
 """
 
@@ -37,9 +42,12 @@ class OutboxLimits:
 
 @dataclass(slots=True)
 class Slot:
-    """A queued message of a conflated topic: a newer one of its topic may take its place."""
+    """A queued message of a conflated topic; None once skipped for a newer one of its topic."""
 
-    message: Message
+    message: Message | None
+    # How many slots of its topic are queued, this one included; kept up to date on the
+    # topic's last slot only (the one a newer message may skip).
+    queued: int = 1
 
 
 # What an outbox holds: a bus message, a conflated topic's slot, or a control frame.
@@ -55,24 +63,25 @@ class Outbox:
         self.bytes = 0
         self._special = 0  # queued items that are not plain batchable messages (see take)
         self._slots: dict[str, Slot] = {}  # topic → its last queued slot, conflated topics only
+        self._skipped = 0  # skipped slots still in the queue (not counted by len)
         self.conflated = 0  # messages replaced by a newer one of their topic
         self._whole: Run | None = None  # the one run that is all the outbox holds, if one frame carries it
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._items) - self._skipped
 
     @property
     def full(self) -> bool:
         """Past a bound: the session closes as a slow consumer."""
-        return len(self._items) > self.limits.messages or self.bytes > self.limits.bytes
+        return len(self) > self.limits.messages or self.bytes > self.limits.bytes
 
     def above_half(self) -> bool:
-        return len(self._items) > self.limits.messages // 2 or self.bytes > self.limits.bytes // 2
+        return len(self) > self.limits.messages // 2 or self.bytes > self.limits.bytes // 2
 
     def clear(self) -> None:
         self._items.clear()
         self._slots.clear()
-        self.bytes = self._special = 0
+        self.bytes = self._special = self._skipped = 0
         self._whole = None
 
     def extend(self, run: Run) -> None:
@@ -90,16 +99,27 @@ class Outbox:
         """One message: a snapshot's, a replay's, or a live one where conflation applies."""
         conflate = self.limits.conflate
         if conflate is not None and not message.is_gap and conflate(message.topic):
-            queued = self._slots.get(message.topic)
-            if queued is not None and self.above_half():
-                self.bytes += len(message.frame) - len(queued.message.frame)
-                queued.message = message
-                self.conflated += 1
-                return
-            slot = self._slots[message.topic] = Slot(message)
+            last = self._slots.get(message.topic)
+            queued = 0 if last is None else last.queued
+            if last is not None and queued > 1 and self.above_half():
+                self._skip(last)
+                queued -= 1
+            slot = self._slots[message.topic] = Slot(message, queued + 1)
             self._push(slot, len(message.frame), True)
             return
         self._push(message, len(message.frame), message.is_gap)
+
+    def _skip(self, slot: Slot) -> None:
+        """Empty ``slot`` in place (not its topic's first: the head is never skipped)."""
+        assert slot.message is not None
+        self.bytes -= len(slot.message.frame)
+        slot.message = None
+        self.conflated += 1
+        self._skipped += 1
+        if self._skipped > len(self):
+            self._items = deque(i for i in self._items if not (isinstance(i, Slot) and i.message is None))
+            self._special -= self._skipped
+            self._skipped = 0
 
     def push(self, frame: str) -> None:
         """A control frame, in order with what is queued already."""
@@ -147,13 +167,25 @@ class Outbox:
         return isinstance(item, Slot) or (isinstance(item, Message) and not item.is_gap)
 
     def _pop(self) -> Message | str:
-        """The next queued message (a slot's current one) or control frame."""
-        item = self._items.popleft()
+        """The next queued message (a slot's) or control frame."""
+        items = self._items
+        item = items.popleft()
         if isinstance(item, str) or isinstance(item, Slot) or item.is_gap:
             self._special -= 1
         if isinstance(item, Slot):
-            if self._slots.get(item.message.topic) is item:
-                del self._slots[item.message.topic]
-            item = item.message
+            message = item.message
+            assert message is not None  # skipped slots never stay at the head (below)
+            last = self._slots[message.topic]
+            if last is item:
+                del self._slots[message.topic]
+            else:
+                last.queued -= 1  # slots leave in queue order: this was its topic's first
+            item = message
+        # A skipped slot always has its topic's first slot ahead of it: it reaches the head
+        # only now, right behind what was just taken, so the head stays a queued message.
+        while items and isinstance(head := items[0], Slot) and head.message is None:
+            items.popleft()
+            self._special -= 1
+            self._skipped -= 1
         self.bytes -= len(item) if isinstance(item, str) else len(item.frame)
         return item

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 
 import pytest
 import websockets
 
+from gateway.state import Gateway
 from tests.integration.gateway.harness import FRAME_TIMEOUT, Bus, StartGateway, connect
 from tests.waiting import eventually
 
@@ -99,3 +101,71 @@ async def test_conflation_gives_a_stalled_client_the_newest_per_topic_not_4008(
         assert seqs == sorted(set(seqs)), topic
         assert set(seqs) <= set(published[topic])
     assert sum(map(len, got.values())) < 600  # conflated, not merely buffered
+
+
+async def test_a_client_cut_while_conflated_resumes_without_losing_a_topic(start_gateway: StartGateway,
+                                                                          bus: Bus) -> None:
+    """1. outbox of 20, one message per frame, ticks.* conflated  2. a client whose socket
+    reads nothing subscribes ticks.*; 64 KB messages on ticks.FILL until the socket is full
+    and the outbox holds five (what the socket still takes is taken from those)
+    3. ticks.A, ticks.B, then ticks.P* until the outbox is well above half, then ticks.A
+    twice more (conflated)  4. the client reads frame by frame and leaves as soon as it has
+    got a seq above the newest message of a topic it has not got (resuming from there would
+    skip that topic), or once it has every topic's newest  5. it resumes ticks.* with since =
+    the highest seq it got; a message on ticks.END ends the catch-up  6. over both
+    connections, every topic's newest message arrived. (The newer ticks.A used to take the
+    first one's place, ahead of ticks.B and ticks.P*: the client left right after it and
+    resumed past them.)"""
+    gw = await start_gateway(outbox_messages=20, batch_max=1, conflate=("ticks.*",))
+    gateway: Gateway = gw.server.config.app.state.gateway
+    newest: dict[str, int] = {}
+
+    async def publish(topic: str, data: dict[str, str] | None = None) -> None:
+        """Publish, and return once the gateway has queued the message to its sessions."""
+        newest[topic] = await bus.publish(f"md.{topic}", data)
+        await gateway.feed.wait_head(newest[topic])
+        # The feed schedules the hub's settle (which queues and writes) with call_soon as it
+        # takes the message in; a callback scheduled now runs after it.
+        loop = asyncio.get_running_loop()
+        settled = loop.create_future()
+        loop.call_soon(settled.set_result, None)
+        await settled
+
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", gw.port))
+    got: set[int] = set()
+    # max_queue=1: the client library stops reading its socket while a frame waits for recv().
+    async with websockets.connect(gw.ws_url, sock=sock, max_size=None, max_queue=1) as ws:
+        assert json.loads(await ws.recv())["type"] == "welcome"
+        await ws.send(json.dumps({"type": "subscribe", "topics": ["ticks.*"]}))
+        subscribed = json.loads(await ws.recv())
+        assert subscribed["type"] == "subscribed"
+        (session,) = gateway.sessions
+        for _ in range(2000):
+            await publish("ticks.FILL", {"pad": "x" * 65_536})
+            if session.queued >= 5:
+                break
+        assert session.queued >= 5, "the socket never filled"
+        await publish("ticks.A")
+        await publish("ticks.B")
+        for i in range(session.outbox.limits.messages):
+            if session.queued > 13:  # above half (10), however many frames the socket still takes
+                break
+            await publish(f"ticks.P{i}")
+        await publish("ticks.A")
+        await publish("ticks.A")
+        assert session.outbox.conflated and session.is_open
+        while not set(newest.values()) <= got:
+            frame = json.loads(await asyncio.wait_for(ws.recv(), FRAME_TIMEOUT))
+            got.update(m["seq"] for m in (frame["msgs"] if frame["type"] == "batch" else [frame]))
+            if any(seq < max(got) for seq in set(newest.values()) - got):
+                break
+    since = max(got)
+    async with connect(gw) as client:
+        await client.subscribe("ticks.*", since=since, epoch=subscribed["epoch"])
+        await publish("ticks.END")
+        while (msg := await client.expect("msg"))["topic"] != "ticks.END":
+            got.add(msg["seq"])
+    missed = {topic: seq for topic, seq in newest.items() if seq not in got and topic != "ticks.END"}
+    assert not missed, f"left at seq {since}; never got the newest of {missed}"

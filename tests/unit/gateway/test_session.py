@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 from gateway import frames
@@ -114,3 +115,77 @@ def test_gap_notices_and_control_frames_break_batches_and_keep_their_place() -> 
     assert [m["seq"] for m in taken[0]["msgs"]] + [m["seq"] for m in taken[2]["msgs"]] == [1, 2, 4, 5]
     assert taken[4]["seq"] == 6
     assert session.outbox.bytes == 0
+
+
+def drain(session: Session) -> list[list[dict[str, object]]]:
+    """Every frame queued, each as the list of messages it carries."""
+    taken = []
+    while session.queued:
+        frame = json.loads(take(session))
+        taken.append(frame["msgs"] if frame["type"] == "batch" else [frame])
+    return taken
+
+
+def test_conflation_keeps_seq_order_so_a_client_cut_after_any_frame_resumes_losing_nothing() -> None:
+    """1. outbox of 10, one message per frame, ticks.* conflated  2. ticks.A, ticks.B, four
+    ticks.P*, then (above half) ticks.A twice more  3. the frames' seqs only increase, so after
+    any frame every topic's newest message is either sent or above the highest seq sent: a
+    client cut there resumes with ``since`` = that seq and misses none. (The newer ticks.A used
+    to take the first one's place, ahead of ticks.B: a client cut after it lost ticks.B.)"""
+    limits = OutboxLimits(messages=10, bytes=1 << 20, batch_max=1, conflate=lambda t: t.startswith("ticks."))
+    session = Session("s", limits)
+    topics = ["ticks.A", "ticks.B", "ticks.P0", "ticks.P1", "ticks.P2", "ticks.P3", "ticks.A", "ticks.A"]
+    newest = {}
+    for seq, topic in enumerate(topics, 1):
+        session.deliver(topic_msg(topic, seq))
+        newest[topic] = seq
+    sent = [m["seq"] for frame in drain(session) for m in frame]
+    assert sent == sorted(sent)
+    for cut in range(1, len(sent) + 1):
+        since = max(sent[:cut])
+        missed = {t: s for t, s in newest.items() if s not in sent[:cut] and s <= since}
+        assert not missed, f"cut after {sent[:cut]}: a resume from {since} misses {missed}"
+    assert set(newest.values()) <= set(sent)
+    assert session.outbox.conflated == 1 and session.outbox.bytes == 0
+
+
+def test_a_conflated_topic_updated_faster_than_the_outbox_drains_is_still_sent() -> None:
+    """1. outbox of 20, one message per frame, ticks.* conflated, six topics queued
+    2. 60 rounds: each updates one of the six and ticks.HOT, then one frame is taken
+    3. ticks.HOT keeps reaching the client at its turn, in order with everything else; it is
+    never pushed back behind each newer message for good (its first queued message keeps its
+    place), and its newest arrives at the end. Each topic holds at most two queued messages:
+    seven topics stay within the bound, no 4008."""
+    limits = OutboxLimits(messages=20, bytes=1 << 20, batch_max=1, conflate=lambda t: t.startswith("ticks."))
+    session = Session("s", limits)
+    seq = itertools.count(1)
+    for i in range(6):
+        session.deliver(topic_msg(f"ticks.S{i}", next(seq)))
+    sent: list[dict[str, object]] = []
+    for i in range(60):
+        session.deliver(topic_msg(f"ticks.S{i % 6}", next(seq)))
+        last_hot = next(seq)
+        session.deliver(topic_msg("ticks.HOT", last_hot))
+        sent.append(json.loads(take(session)))
+    assert session.state is SessionState.OPEN
+    hot_during = sum(m["topic"] == "ticks.HOT" for m in sent)
+    sent.extend(m for frame in drain(session) for m in frame)
+    seqs = [m["seq"] for m in sent]
+    assert seqs == sorted(seqs)
+    # At most 14 queued (7 topics, 2 each): once per 14 frames at least, as often as any topic.
+    assert hot_during >= 60 // 14, f"ticks.HOT sent {hot_during} times in 60 frames"
+    assert last_hot in seqs
+
+
+def test_skipped_messages_of_a_stalled_client_do_not_pile_up() -> None:
+    """1. outbox of 10, ticks.* conflated, nothing ever taken  2. 10,000 messages over three
+    topics  3. the queue keeps six (two per topic) plus at most as many skipped ones, and
+    taking it sends the first and the newest of each topic, in seq order."""
+    limits = OutboxLimits(messages=10, bytes=1 << 20, batch_max=100, conflate=lambda t: t.startswith("ticks."))
+    session = Session("s", limits)
+    for seq in range(1, 10_001):
+        session.deliver(topic_msg(f"ticks.S{seq % 3}", seq))
+        assert len(session.outbox._items) <= 2 * session.queued + 1
+    assert session.queued == 6
+    sent = [m["seq"] for frame in drain(session) for m in frame]
+    assert sent == [1, 2, 3, 9998, 9999, 10_000]
