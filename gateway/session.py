@@ -46,8 +46,8 @@ class Session:
     def __init__(self, session_id: str, limits: OutboxLimits) -> None:
         self.id = session_id
         self.state = SessionState.OPEN
-        # pattern → stream head when it went live: messages above it reach the client live.
-        self.patterns: dict[str, int] = {}
+        # The live patterns: the hub delivers their messages.
+        self.patterns: set[str] = set()
         # What the connection's token allows (gateway.auth); None when auth is off.
         self.grant: Grant | None = None
         self.close_code: int = CloseCode.NORMAL
@@ -112,9 +112,13 @@ class Session:
     # ---- subscriptions -------------------------------------------------------------
 
     def already_live(self, message: Message) -> bool:
-        """True when a live pattern of this session delivers (or delivered) ``message``."""
-        return any(message.seq > since and message.matched_by(pattern)
-                   for pattern, since in self.patterns.items())
+        """True when a live pattern of this session covers ``message``'s topic.
+
+        That pattern has delivered the topic since its own snapshot or resume, and delivers it
+        live: a subscription added later must not replay or snapshot the topic again, or the
+        connection would get seqs it has had, or older ones after newer (the seq alone cannot
+        tell which: a resumed pattern covers its topics from its ``since``, not its go-live)."""
+        return any(message.matched_by(pattern) for pattern in self.patterns)
 
     # ---- queuing -------------------------------------------------------------------
 

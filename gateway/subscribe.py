@@ -4,8 +4,10 @@ The rule that keeps a resume exact: a pattern goes live in the same synchronous 
 ``await`` in between) that finds nothing left to replay below the head. Replay advances a
 cursor through JetStream (older than the ring), then the ring, in chunks; between chunks it
 may await (outbox room, JetStream) while the feed moves on, and the next chunk picks up at
-the cursor wherever that now is. Messages a live pattern of the session already delivers
-are skipped, so a connection gets each seq once.
+the cursor wherever that now is. Topics a live pattern of the session already covers are
+left out of a new subscription's snapshot and replay, whatever their seq: that pattern
+delivers them, so a connection gets each seq once and, per topic, in increasing order. A
+resume of overlapping subscriptions that should replay them all goes in one frame.
 
 With auth on, a session's grant bounds its patterns: a pattern is allowed only when every
 topic it can match is granted (``Grant.allows``, i.e. ``pattern_within``). A wildcard
@@ -110,7 +112,8 @@ class Subscriber:
 
     def unsubscribe(self, session: Session, topics: tuple[str, ...]) -> None:
         for topic in topics:
-            if session.patterns.pop(topic, None) is not None:
+            if topic in session.patterns:
+                session.patterns.remove(topic)
                 self.hub.remove(session, topic)
 
     def drop(self, session: Session) -> None:
@@ -138,7 +141,7 @@ class Subscriber:
     def _go_live(self, session: Session, topics: list[str]) -> None:
         for topic in topics:
             if topic not in session.patterns:
-                session.patterns[topic] = self.feed.head
+                session.patterns.add(topic)
                 self.hub.add(session, topic)
 
     def _snapshot(self, session: Session, topics: list[str]) -> None:

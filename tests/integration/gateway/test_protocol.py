@@ -72,6 +72,51 @@ async def test_overlapping_patterns_deliver_each_seq_once(start_gateway: StartGa
         assert (await client.expect("pong"))["id"] == "end"
 
 
+async def test_a_resume_under_a_live_snapshot_pattern_sends_no_older_seq_on_its_topics(
+    start_gateway: StartGateway, bus: Bus
+) -> None:
+    """1. ticks.A gets a1, a2, a3  2. a client subscribes ticks.* (its snapshot: a3), and a4
+    arrives live  3. it subscribes ticks.A with since a1  4. a5 is the next message on the
+    connection: ticks.* already delivers ticks.A, so the new subscription goes back on none of
+    it. (a2 and a3 used to come next, older than a4, and a3 for the second time.)"""
+    gw = await start_gateway()
+    a = [await bus.publish("md.ticks.A") for _ in range(3)]
+    async with connect(gw) as client:
+        sub = await client.subscribe("ticks.*")
+        assert (await client.expect("msg"))["seq"] == a[2]
+        a.append(await bus.publish("md.ticks.A"))
+        assert (await client.expect("msg"))["seq"] == a[3]
+        await client.subscribe("ticks.A", since=a[0], epoch=sub["epoch"])
+        a.append(await bus.publish("md.ticks.A"))
+        assert (await client.expect("msg"))["seq"] == a[4]
+
+
+async def test_a_resume_under_a_live_resumed_pattern_repeats_nothing(start_gateway: StartGateway,
+                                                                     bus: Bus) -> None:
+    """1. ticks.A gets a1..a3, ticks.B b1  2. a client resumes ticks.* from a1: a2, b1, a3, and
+    a4 live  3. it resumes ticks.A from a1, in a second frame  4. a5 is the next message: what
+    ticks.* sent is not sent again, nor anything older than a4. (a2 and a3 used to come
+    again.)  5. the same two resumed in one frame by a new connection: every seq after a1
+    once, in order."""
+    gw = await start_gateway()
+    a = [await bus.publish("md.ticks.A") for _ in range(2)]
+    b1 = await bus.publish("md.ticks.B")
+    a.append(await bus.publish("md.ticks.A"))
+    async with connect(gw) as client:
+        sub = await client.subscribe("ticks.*", since=a[0])
+        assert [m["seq"] for m in await client.msgs(3)] == [a[1], b1, a[2]]
+        a.append(await bus.publish("md.ticks.A"))
+        assert (await client.expect("msg"))["seq"] == a[3]
+        await client.subscribe("ticks.A", since=a[0], epoch=sub["epoch"])
+        a.append(await bus.publish("md.ticks.A"))
+        assert (await client.expect("msg"))["seq"] == a[4]
+    async with connect(gw) as client:
+        await client.subscribe("ticks.*", "ticks.A", since=a[0], epoch=sub["epoch"])
+        assert [m["seq"] for m in await client.msgs(5)] == [a[1], b1, a[2], a[3], a[4]]
+        await client.send(type="ping", id="end")
+        assert (await client.expect("pong"))["id"] == "end"
+
+
 async def test_snapshot_is_last_message_per_matching_subject(start_gateway: StartGateway, bus: Bus) -> None:
     """1. publish several messages on three subjects, some before the gateway starts
     2. subscribe ticks.* without since  3. the last message of each ticks subject, in seq order."""
