@@ -30,7 +30,7 @@ from gateway.state import Gateway
 from gateway.subscribe import Subscriber
 from gateway.telemetry import Telemetry
 from gateway.tokens import Verifier
-from gateway.writer import Writer
+from gateway.writer import Stall, Writer
 from gateway.ws import WebSocketRoute
 from services.connections import ensure_stream, open_nats
 from services.protocol import CloseCode
@@ -63,8 +63,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     async def serve_gateway(app: FastAPI, tracer: Tracer | None) -> AsyncIterator[None]:
         async with open_nats(settings.bus, name=f"tickwire-gateway {settings.node}") as nc:
             await ensure_stream(nc.jetstream(), settings.bus)
-            writer = Writer()
-            hub, telemetry = Hub(writer.write), Telemetry(settings.node, tracer, settings.metrics_dir)
+            telemetry = Telemetry(settings.node, tracer, settings.metrics_dir)
+            writer = Writer(Stall(settings.stall_timeout, telemetry.stalled))
+            hub = Hub(writer.write)
             feed = Feed(nc, settings, hub, telemetry)
             gateway = Gateway(settings, nc, feed, hub, telemetry, Subscriber(feed, hub, settings.max_subscriptions),
                               verifier=verifier, writer=writer)

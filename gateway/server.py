@@ -57,9 +57,11 @@ class GatewayWebSocketProtocol(WebSocketsSansIOProtocol):
     gateway's time under broadcast, by profile) and await a send per frame; the frame bytes
     are made once (gateway.frames) and written here by the gateway's writer
     (gateway.writer) under the same flow control as uvicorn's own send: nothing is written
-    while the transport is paused, and ``resume_writing`` calls ``on_writable``.
+    while the transport is paused; ``pause_writing`` calls ``on_paused`` (the writer's stall
+    watch) and ``resume_writing`` calls ``on_writable``.
     """
 
+    on_paused: Callable[[], None] | None = None
     on_writable: Callable[[], None] | None = None
 
     def handle_connect(self, event: Request) -> None:
@@ -89,6 +91,11 @@ class GatewayWebSocketProtocol(WebSocketsSansIOProtocol):
         # will not run: the guard hears of the end here.
         guard_of(self.config).lost(self.transport)
         super().connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self.on_paused is not None and not self.disconnected:
+            self.on_paused()
 
     def resume_writing(self) -> None:
         super().resume_writing()

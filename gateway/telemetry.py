@@ -89,6 +89,9 @@ class Telemetry:
                                    registry=metrics)
         self._closes = Counter("tickwire_gateway_closes", "Client connections closed, by close code", ["code"],
                                registry=metrics)
+        self._stalls = Counter("tickwire_gateway_write_stalls",
+                               "Connections closed 4008 because their socket took nothing for the stall timeout",
+                               registry=metrics)
         self._resumes = Counter("tickwire_gateway_resumes", "Subscribes that resumed with since (reconnects)",
                                 registry=metrics)
         self._reports = Counter("tickwire_gateway_browser_receipts", "Traced messages reported by clients",
@@ -180,6 +183,9 @@ class Telemetry:
 
     def closed(self, code: int) -> None:
         self._closes.labels(str(code)).inc()
+
+    def stalled(self) -> None:
+        self._stalls.inc()
 
     def resumed(self) -> None:
         self._resumes.inc()

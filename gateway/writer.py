@@ -13,6 +13,11 @@ the turn's run (the usual case under broadcast) is written as the run's one fram
 once for all its receivers (``Outbox.take_whole``): per receiver that is a check and a
 socket write. A paused socket keeps its outbox until its ``resume_writing`` marks it again.
 
+A paused socket is one the client does not read (its TCP window closed). At a low message
+rate its outbox may stay below the bound for ever, the connection and its buffers held and
+the client never told it is behind; so a socket that stays paused for ``Stall.timeout``
+seconds has its session cut as a slow consumer (4008: the client resumes with ``since``).
+
 Anything else (SSE, a WebSocket on a plain ASGI server) runs ``write_loop`` with an async
 ``send`` and an encoding: ``ws_text`` (the WebSocket text) or ``sse_events``.
 """
@@ -22,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from gateway import frames
@@ -66,12 +72,30 @@ def sse_events(outbox: Outbox) -> str:
     return "".join(chunk)
 
 
+@dataclass(frozen=True, slots=True)
+class Stall:
+    """How long a socket may take nothing (``TICKWIRE_STALL_TIMEOUT``), and who counts the cuts."""
+
+    timeout: float
+    counted: Callable[[], None]
+
+    def cut(self, session: Session) -> None:
+        log.info("session %s: its socket took nothing for %.1f s (%d frames queued): closing 4008",
+                 session.id, self.timeout, session.queued)
+        self.counted()
+        session.close(CloseCode.SLOW_CONSUMER, "slow consumer")
+
+
 class Writer:
-    def __init__(self, cache: FrameCache | None = None) -> None:
+    def __init__(self, stall: Stall | None = None, cache: FrameCache | None = None) -> None:
         self.frames = cache if cache is not None else FrameCache()
+        self.stall = stall  # None: a paused socket is waited for however long it stays paused
         self._sockets: dict[Session, Socket] = {}
         self._dirty: dict[Session, None] = {}  # insertion-ordered set
         self._scheduled = False
+        # Sessions whose socket is paused → the timer that cuts them: only while paused, so an
+        # idle or reading connection costs nothing here.
+        self._stalls: dict[Session, asyncio.TimerHandle] = {}
 
     def attach(self, session: Session, socket: Socket) -> None:
         """Write ``session``'s outbox into ``socket`` from now on."""
@@ -83,6 +107,28 @@ class Writer:
     def detach(self, session: Session) -> None:
         self._sockets.pop(session, None)
         self._dirty.pop(session, None)
+        self._unwatch(session)
+
+    def paused(self, session: Session) -> None:
+        """``session``'s socket takes no more (``pause_writing``): it has ``stall.timeout`` to
+        take some again before the session is cut."""
+        if self.stall is not None and session not in self._stalls:
+            self._stalls[session] = asyncio.get_running_loop().call_later(self.stall.timeout, self._stalled, session)
+
+    def resumed(self, session: Session) -> None:
+        """``session``'s socket takes more again (``resume_writing``): write it in the next pass."""
+        self._unwatch(session)
+        self.mark(session)
+
+    def _stalled(self, session: Session) -> None:
+        del self._stalls[session]
+        assert self.stall is not None
+        self.stall.cut(session)
+
+    def _unwatch(self, session: Session) -> None:
+        timer = self._stalls.pop(session, None)
+        if timer is not None:
+            timer.cancel()
 
     def mark(self, session: Session) -> None:
         """Write ``session`` in the next pass: the hub's settle, or at the end of this turn."""

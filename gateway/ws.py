@@ -225,7 +225,8 @@ def _attach(websocket: WebSocket, session: Session, gateway: Gateway) -> bool:
     if extension is None:
         return False
     connection, writer = extension["connection"], gateway.writer
-    connection.on_writable = lambda: writer.mark(session)
+    connection.on_paused = lambda: writer.paused(session)
+    connection.on_writable = lambda: writer.resumed(session)
     writer.attach(session, connection)
     return True
 

@@ -185,6 +185,9 @@ class GatewaySettings(_ServiceSettings):
     max_frame_bytes: PositiveInt = env_var("TICKWIRE_MAX_FRAME_BYTES", 64 * 1024)
     outbox_bytes: PositiveInt = env_var("TICKWIRE_OUTBOX_BYTES", 4 * 1024 * 1024)
     outbox_messages: PositiveInt = env_var("TICKWIRE_OUTBOX_MESSAGES", 20_000)
+    # Seconds a connection's socket may take nothing (its client not reading) before 4008,
+    # however far below the outbox's bound a low message rate keeps it.
+    stall_timeout: PositiveFloat = env_var("TICKWIRE_STALL_TIMEOUT", 5.0)
     batch_max: PositiveInt = env_var("TICKWIRE_BATCH_MAX", 256)
     web_dir: str = env_var("TICKWIRE_WEB_DIR", "")
     allowed_origins: Origins = env_var("TICKWIRE_ALLOWED_ORIGINS", ())

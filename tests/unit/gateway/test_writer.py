@@ -12,7 +12,8 @@ from gateway.hub import Hub
 from gateway.message import Message
 from gateway.outbox import OutboxLimits
 from gateway.session import Session, SessionState
-from gateway.writer import Writer
+from gateway.writer import Stall, Writer
+from services.protocol import CloseCode
 
 
 def msg(seq: int) -> Message:
@@ -190,3 +191,19 @@ async def test_a_run_longer_than_batch_max_still_leaves_in_frames_of_batch_max()
     hub.settle()
     seqs = [[m["seq"] for m in f["msgs"]] if f["type"] == "batch" else [f["seq"]] for f in socket.frames]
     assert seqs == [[1, 2], [3]]
+
+
+async def test_a_socket_paused_past_the_stall_timeout_is_cut_4008_a_resumed_one_is_not() -> None:
+    """1. two sockets pause  2. one resumes before the stall timeout  3. the other's session is
+    closed 4008 once the timeout has passed, and counted once; the resumed one stays open."""
+    cuts: list[None] = []
+    writer = Writer(Stall(0.05, lambda: cuts.append(None)))
+    stalled, resumed = attached(writer, Socket()), attached(writer, Socket())
+    writer.paused(stalled)
+    writer.paused(resumed)
+    writer.paused(stalled)  # a second pause does not restart its clock
+    writer.resumed(resumed)
+    async with asyncio.timeout(2):
+        await stalled.wait_closing()
+    assert stalled.close_code == CloseCode.SLOW_CONSUMER
+    assert resumed.is_open and len(cuts) == 1
