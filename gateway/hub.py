@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from gateway.message import Message
-from services.subjects import is_literal, matches
+from services.subjects import is_literal, matcher, matches
 
 CACHE_TOPICS = 65_536  # topics whose receivers are remembered; past it the oldest goes
 
@@ -136,6 +136,7 @@ class Hub:
             # 128 per frame) must not scan every cached topic per literal.
             self._cache.pop(pattern, None)
             return
-        stale = [topic for topic in self._cache if matches(pattern, topic)]
+        match = matcher([pattern])
+        stale = [topic for topic in self._cache if match(topic)]
         for topic in stale:
             del self._cache[topic]

@@ -8,6 +8,7 @@ Topic patterns follow NATS wildcards: ``*`` matches one token, ``>`` the rest.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
 from functools import lru_cache
 
 STREAM_SEPARATOR = ":"
@@ -83,6 +84,17 @@ def matches(pattern: str, topic: str) -> bool:
     """NATS wildcard match of a (validated) pattern against a literal topic: the topic is the
     one pattern it names, so it matches when it lies within ``pattern``."""
     return pattern_within(topic, pattern)
+
+
+def matcher(patterns: Iterable[str]) -> Callable[[str], re.Match[str] | None]:
+    """A test of whether any of ``patterns`` matches a topic (a match object or None),
+    compiled once for a scan of many topics: one regex's fullmatch per topic is several
+    times faster than ``matches`` (both sides split per call) over each pattern."""
+    def compiled(pattern: str) -> str:
+        return r"\.".join("[^.]+" if token == "*" else ".+" if token == ">" else re.escape(token)
+                          for token in _split(pattern))
+
+    return re.compile("|".join(f"(?:{compiled(p)})" for p in patterns)).fullmatch
 
 
 def covers_prefix(pattern: str, prefix: str) -> bool:

@@ -10,6 +10,7 @@ from services.subjects import (
     TopicError,
     channel_of,
     covers_prefix,
+    matcher,
     matches,
     pattern_within,
     sanitize_token,
@@ -57,6 +58,20 @@ def test_sanitized_token_is_always_one_safe_token(raw: str) -> None:
 )
 def test_wildcards_follow_nats(pattern: str, topic: str, expected: bool) -> None:
     assert matches(pattern, topic) is expected
+    assert (matcher([pattern])(topic) is not None) is expected
+
+
+_TOKENS = st.sampled_from(["a", "b", "a+b", "x$y", "*", ">"])
+
+
+@given(st.lists(st.lists(_TOKENS, min_size=1, max_size=4), min_size=1, max_size=3),
+       st.lists(st.sampled_from(["a", "b", "a+b", "x$y", "c"]), min_size=1, max_size=5))
+def test_a_compiled_matcher_agrees_with_matches_on_any_of_its_patterns(raw: list[list[str]], tokens: list[str]) -> None:
+    """Regex metacharacters in tokens stay literal; ``>`` only last, as validation requires."""
+    patterns = [".".join(p) for p in raw if ">" not in p[:-1]]
+    topic = ".".join(tokens)
+    if patterns:
+        assert (matcher(patterns)(topic) is not None) is any(matches(p, topic) for p in patterns)
 
 
 @pytest.mark.parametrize("bad", ["", "a..b", "ticks.>.x", "a b", "x" * 300, 7, None, "ti*cks"])
