@@ -89,7 +89,7 @@ async def test_slowloris_from_one_address_leaves_others_connecting_fast(
     """1. a gateway with a 4 s head timeout and 50 incomplete heads per address
     2. 2,000 sockets from 127.0.0.1 each send a partial upgrade request and never finish it
     3. the 1,950 beyond the cap are closed at once (EOF well before the timeout), 50 are held
-    4. meanwhile a WebSocket client from 127.0.0.2 gets welcome and subscribed in < 1 s
+    4. meanwhile a WebSocket client from 127.0.0.2 gets welcome and subscribed in < 100 ms
     5. the 50 held are closed by the timeout (EOF no sooner than 4 s after they opened)
     6. the log has one line for the cap and one for the timeout, not one per socket."""
     caplog.set_level(logging.WARNING, logger="gateway.admission")
@@ -105,9 +105,9 @@ async def test_slowloris_from_one_address_leaves_others_connecting_fast(
         async with connect(gw, local_addr=OTHER_ADDRESS) as client:
             await client.subscribe("ticks.AAPL")
         took = time.monotonic() - started
-        # The issue's bar is < 100 ms; the assertion is looser for a loaded machine (pytest -s shows it).
+        # The issue's bar; measured 4-9 ms on a 2-core machine (pytest -s shows it).
         print(f"\nwelcome + subscribed beside a {SLOWLORIS}-socket slowloris: {took * 1000:.1f} ms")  # noqa: T201
-        assert took < 1.0
+        assert took < 0.1
         assert all(s.closed is None for s in held), "the capped heads must be held until the timeout"
 
         await asyncio.wait_for(attack.closed(SLOWLORIS), HEAD_TIMEOUT + 5)
