@@ -9,7 +9,9 @@ headless Chromium on the same machine, the latency read off the page's own panel
 2. The page at 1280×800, no parameters, as ``tickwire up`` prints it; it waits for Connected.
 3. For ``--seconds``: every 5 s the panel's p50/p99 (each over the client's last 2,048
    messages, about 4 s at 500/s) and, from the DevTools Protocol's Performance metrics,
-   the main thread's busy time per animation frame (frames counted in the page).
+   the main thread's busy time per animation frame (frames counted in the page) and its CPU
+   time per second and all of Chromium's (robust to other processes on the machine, unlike
+   durations).
    ``--trace`` then records a DevTools trace of 5 s more and prints the main thread's self
    time by event (after the readings: tracing slows the page).
 4. Prints the final panel reading, the medians of the readings after the first third (the
@@ -114,6 +116,33 @@ def stop_stack(up: subprocess.Popen[bytes]) -> None:
             up.wait()
 
 
+def browser_cpu_seconds(exclude: int) -> float:
+    """CPU time so far of this script's descendants outside `exclude`'s tree: Chromium's
+    processes (renderer, GPU, network) and Playwright's driver. The main thread is one of
+    them; the compositor's and the rasterizer's work counts on the same two cores."""
+    parents: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited meanwhile
+        pid = int(stat.parent.name)
+        parents[pid] = int(fields[1])
+        ticks[pid] = int(fields[11]) + int(fields[12])  # utime + stime
+
+    def ours(pid: int) -> bool:
+        while pid > 1:
+            if pid == exclude:
+                return False
+            if pid == os.getpid():
+                return True
+            pid = parents.get(pid, 0)
+        return False
+
+    return sum(t for pid, t in ticks.items() if pid != os.getpid() and ours(pid)) / os.sysconf("SC_CLK_TCK")
+
+
 async def durations(cdp: CDPSession) -> dict[str, float]:
     metrics = (await cdp.send("Performance.getMetrics"))["metrics"]
     return {m["name"]: m["value"] for m in metrics}
@@ -165,7 +194,7 @@ def gateway_p99(port: int) -> float | None:
     return float(value) if isinstance(value, (int, float)) else None
 
 
-async def measure(port: int, seconds: float, trace: Path | None) -> dict[str, Any]:
+async def measure(port: int, stack: int, seconds: float, trace: Path | None) -> dict[str, Any]:
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
@@ -178,9 +207,11 @@ async def measure(port: int, seconds: float, trace: Path | None) -> dict[str, An
             samples: list[dict[str, float]] = []
             began = time.monotonic()
             before, panel_before = await durations(cdp), await page.evaluate(PANEL)
+            cpu_before = browser_cpu_seconds(stack)
             while (elapsed := time.monotonic() - began) < seconds - 0.01:
                 await asyncio.sleep(min(SAMPLE_EVERY, seconds - elapsed))
                 after, panel = await durations(cdp), await page.evaluate(PANEL)
+                cpu_after = browser_cpu_seconds(stack)
                 frames = panel["frames"] - panel_before["frames"]
                 wall = after["Timestamp"] - before["Timestamp"]
                 samples.append({
@@ -188,10 +219,14 @@ async def measure(port: int, seconds: float, trace: Path | None) -> dict[str, An
                     "fps": frames / wall,
                     "msg_per_s": (panel["msgs"] - panel_before["msgs"]) / wall,
                     "busy": (after["TaskDuration"] - before["TaskDuration"]) / wall,
+                    # CPU time, unlike the durations, does not grow when other processes
+                    # take the cores: the figure to compare builds by on a busy machine.
+                    "cpu": (after["ThreadTime"] - before["ThreadTime"]) / wall,
+                    "browser_cpu": (cpu_after - cpu_before) / wall,
                     **{f"{name[:-8].lower()}_ms_per_frame": 1000 * (after[name] - before[name]) / max(1, frames)
                        for name in DURATIONS},
                 })
-                before, panel_before = after, panel
+                before, panel_before, cpu_before = after, panel, cpu_after
             gateway = await asyncio.to_thread(gateway_p99, port)
             # After the readings: tracing itself slows the page.
             self_ms = await record_trace(page, SAMPLE_EVERY, trace) if trace else None
@@ -217,7 +252,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="tickwire-measure-") as state:
         up, port = start_stack(args.rate, args.web_dir.resolve(), Path(state))
         try:
-            result = asyncio.run(measure(port, args.seconds, args.trace))
+            result = asyncio.run(measure(port, up.pid, args.seconds, args.trace))
         finally:
             stop_stack(up)
     if args.json:
@@ -228,7 +263,9 @@ def main() -> int:
     print(f"panel at the end: p50 {f['p50']} ms, p99 {f['p99']} ms; "  # noqa: T201
           f"gateway end_to_gateway p99 {result['gateway_end_to_gateway_p99']} ms")
     print(f"medians after warm-up: p50 {m['p50']:.1f} ms, p99 {m['p99']:.1f} ms, {m['fps']:.1f} frames/s, "  # noqa: T201
-          f"main thread {100 * m['busy']:.0f} % busy, {m['task_ms_per_frame']:.1f} ms/frame "
+          f"main thread {100 * m['busy']:.0f} % busy ({100 * m['cpu']:.0f} % CPU; "
+          f"Chromium {100 * m['browser_cpu']:.0f} % of one core), "
+          f"{m['task_ms_per_frame']:.1f} ms/frame "
           f"(script {m['script_ms_per_frame']:.1f}, style {m['recalcstyle_ms_per_frame']:.1f}, "
           f"layout {m['layout_ms_per_frame']:.1f}), {m['msg_per_s']:.0f} msg/s on screen")
     if result["trace_self_ms"]:
