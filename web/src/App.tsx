@@ -10,7 +10,7 @@ import { TopicPicker } from "./components/TopicPicker";
 import { TradesTape } from "./components/TradesTape";
 import { useClientStats } from "./hooks/useClientStats";
 import { useHopLatency } from "./hooks/useHopLatency";
-import { useMarket } from "./hooks/useMarket";
+import { useFirstSymbol } from "./hooks/useMarket";
 import { useSampled } from "./hooks/useSampled";
 import type { MarketStore } from "./market/store";
 
@@ -26,15 +26,14 @@ const HISTOGRAM_EDGES = [1, 2, 5, 10, 20, 50, 100, 250, 500, 1000];
 const P99_SAMPLES = 300;
 
 export function App({ client, store, latencyUrl }: Props) {
-  useMarket(store);
   const stats = useClientStats(client);
   // The gateway the client is connected to: after a failover the panel follows it.
   const hops = useHopLatency(stats.url ? httpUrlFor(stats.url, "api/latency") : latencyUrl);
   const p99History = useSampled(() => client.stats().latency?.p99 ?? null, 1000, P99_SAMPLES);
-  const rows = store.tickers();
   const [picked, setPicked] = useState<string | null>(null);
   // Until the user picks one, chart the first symbol to arrive.
-  const selected = picked ?? rows[0]?.symbol ?? null;
+  const first = useFirstSymbol(store);
+  const selected = picked ?? first;
 
   const addTopic = useCallback((topic: string) => client.subscribe([topic]), [client]);
   const removeTopic = useCallback(
@@ -57,10 +56,10 @@ export function App({ client, store, latencyUrl }: Props) {
         <TopicPicker topics={stats.subscriptions} onAdd={addTopic} onRemove={removeTopic} />
       </header>
       <main className="layout">
-        <TickerTable rows={rows} selected={selected} onSelect={setPicked} />
+        <TickerTable store={store} selected={selected} onSelect={setPicked} />
         <div className="middle">
           <PriceChart store={store} symbol={selected} />
-          <TradesTape trades={store.trades()} total={store.tradeCount} />
+          <TradesTape store={store} />
         </div>
         <div className="side">
           <PerfPanel

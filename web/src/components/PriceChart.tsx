@@ -55,10 +55,14 @@ export function PriceChart({ store, symbol }: Props) {
     line.setData(initial.map(toChart));
     follow(initial.length);
     let count = initial.length;
-    // Updating only the tail is what keeps the chart cheap at any tick rate.
+    let drawn = initial.at(-1);
+    // Updating only the tail is what keeps the chart cheap at any tick rate, and only when it
+    // moved: most frames bring nothing for the charted symbol, and each update redraws it.
     return store.subscribe(() => {
       const all = store.points(symbol);
       const tail = all[all.length - 1];
+      if (tail?.time === drawn?.time && tail?.value === drawn?.value) return;
+      drawn = tail && { ...tail };
       if (!tail) line.setData([]);
       else line.update(toChart(tail));
       if (all.length !== count) {

@@ -1,15 +1,35 @@
-import { memo } from "react";
+import { memo, useLayoutEffect, useRef } from "react";
 import { fixed, signed } from "../format";
+import { useMarket } from "../hooks/useMarket";
 import type { TickerRow } from "../market/model";
+import type { MarketStore } from "../market/store";
 
 interface Props {
-  rows: readonly TickerRow[];
+  store: MarketStore;
   selected: string | null;
   onSelect: (symbol: string) => void;
 }
 
+// Opacity only: the compositor runs the fade, so a flashing cell is not repainted in every
+// frame of it (a background animation was, for every row that ticked in the last 0.6 s).
+const FADE: Keyframe[] = [{ opacity: 1 }, { opacity: 0 }];
+const FADE_TIMING: KeyframeAnimationOptions = { duration: 600, easing: "ease-out" };
+
+/** The last price, flashing the colour of the latest move on every update of its row. */
+function LastPrice({ row }: { row: TickerRow }) {
+  const flash = useRef<HTMLSpanElement>(null);
+  useLayoutEffect(() => {
+    if (row.direction) flash.current?.animate(FADE, FADE_TIMING);
+  }, [row.version, row.direction]);
+  return (
+    <td className="num last">
+      <span ref={flash} className={`flash flash-${row.direction ?? "up"}`} aria-hidden="true" />
+      {fixed(row.last)}
+    </td>
+  );
+}
+
 const Row = memo(function Row({ row, selected, onSelect }: { row: TickerRow; selected: boolean; onSelect: (s: string) => void }) {
-  const flash = row.direction ? `flash-${row.direction}` : "";
   const tone = row.change === null || row.change === 0 ? "" : row.change > 0 ? "up" : "down";
   return (
     <tr
@@ -28,22 +48,28 @@ const Row = memo(function Row({ row, selected, onSelect }: { row: TickerRow; sel
       <th scope="row">{row.symbol}</th>
       <td className="num">{fixed(row.bid)}</td>
       <td className="num">{fixed(row.ask)}</td>
-      {/* Keyed by version so the flash animation restarts on every update. */}
-      <td className={`num ${flash}`} key={row.version}>
-        {fixed(row.last)}
-      </td>
+      <LastPrice row={row} />
       <td className={`num ${tone}`}>{signed(row.change)}</td>
     </tr>
   );
 });
 
-/** One row per symbol, updated at most once per frame with its newest tick. */
-export function TickerTable({ rows, selected, onSelect }: Props) {
+/** One row per symbol, updated at most once per frame with its newest tick; only the rows
+ * whose symbol ticked re-render. */
+export function TickerTable({ store, selected, onSelect }: Props) {
+  useMarket(store);
+  const rows = store.tickers();
   return (
     <section className="panel tickers" aria-labelledby="tickers-title">
       <h2 id="tickers-title">Tickers</h2>
       <div className="scroll">
         <table className="grid">
+          {/* Fixed column widths: a new price never makes the table measure its cells again. */}
+          <colgroup>
+            <col className="symbol" />
+            <col className="price" span={3} />
+            <col className="change" />
+          </colgroup>
           <thead>
             <tr>
               <th scope="col">Symbol</th>

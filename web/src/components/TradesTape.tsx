@@ -1,31 +1,38 @@
+import { memo } from "react";
 import { clockTime, fixed } from "../format";
+import { useMarket } from "../hooks/useMarket";
 import type { Trade } from "../market/model";
-
-interface Props {
-  trades: readonly Trade[];
-  total: number;
-}
+import type { MarketStore } from "../market/store";
 
 /** Rows on screen: a few screens of the tape. Every new trade shifts every row below it, so
  * each row drawn costs layout and paint in every frame with a trade in it. */
 export const TAPE_ROWS = 50;
 
+// A trade never changes: a row already drawn is not rendered again when newer ones arrive.
+const TradeRow = memo(function TradeRow({ trade }: { trade: Trade }) {
+  return (
+    <li className={trade.side === "sell" ? "down" : trade.side === "buy" ? "up" : undefined}>
+      <span className="muted">{clockTime(trade.at)}</span>
+      <span className="sym">{trade.symbol}</span>
+      <span>{trade.side ?? ""}</span>
+      <span className="num">{fixed(trade.price)}</span>
+      <span className="num">{trade.size ?? ""}</span>
+    </li>
+  );
+});
+
 /** The newest trades first; older ones leave the list but stay in the total. */
-export function TradesTape({ trades, total }: Props) {
+export function TradesTape({ store }: { store: MarketStore }) {
+  useMarket(store);
+  const total = store.tradeCount;
   return (
     <section className="panel tape" aria-labelledby="tape-title">
       <h2 id="tape-title">
         Trades <span className="muted">{total.toLocaleString()} total</span>
       </h2>
       <ol className="scroll tape-list" data-testid="trades-tape" data-total={total}>
-        {trades.slice(0, TAPE_ROWS).map((trade) => (
-          <li key={trade.key} className={trade.side === "sell" ? "down" : trade.side === "buy" ? "up" : undefined}>
-            <span className="muted">{clockTime(trade.at)}</span>
-            <span className="sym">{trade.symbol}</span>
-            <span>{trade.side ?? ""}</span>
-            <span className="num">{fixed(trade.price)}</span>
-            <span className="num">{trade.size ?? ""}</span>
-          </li>
+        {store.trades().slice(0, TAPE_ROWS).map((trade) => (
+          <TradeRow key={trade.key} trade={trade} />
         ))}
       </ol>
     </section>

@@ -1,13 +1,16 @@
 import { renderToStaticMarkup } from "react-dom/server";
 import { describe, expect, it } from "vitest";
 import type { ClientStats } from "../../src/client";
+import type { MsgFrame } from "../../src/client/protocol";
 import { HopLatencyPanel } from "../../src/components/HopLatencyPanel";
 import { Sparkline } from "../../src/components/Sparkline";
 import { StatusIndicator } from "../../src/components/StatusIndicator";
+import { TickerTable } from "../../src/components/TickerTable";
 import { TAPE_ROWS, TradesTape } from "../../src/components/TradesTape";
 import { latencyTone, ms } from "../../src/format";
 import { readPageConfig } from "../../src/config";
 import { parseHops } from "../../src/hops";
+import { MarketStore } from "../../src/market/store";
 
 const base: ClientStats = {
   state: "connected",
@@ -134,10 +137,29 @@ describe("readPageConfig", () => {
     expect(readPageConfig(base).token).toBeUndefined();
   });
 
-  it("draws the newest TAPE_ROWS trades and counts them all", () => {
-    const trades = Array.from({ length: 200 }, (_, i) => ({ key: 200 - i, symbol: "X", price: 1, size: 1, side: "buy", at: 0 }));
-    const html = renderToStaticMarkup(<TradesTape trades={trades} total={1234} />);
+});
+
+describe("market panels", () => {
+  const trade = (seq: number): MsgFrame => ({ topic: "trades.X", seq, data: { symbol: "X", price: seq, size: 1, side: "buy" } });
+  const tick = (seq: number, symbol: string, last: number): MsgFrame => ({ topic: `ticks.${symbol}`, seq, data: { symbol, last } });
+
+  it("draws the newest TAPE_ROWS trades, newest first, and counts them all", () => {
+    const store = new MarketStore();
+    store.apply(Array.from({ length: 1234 }, (_, i) => trade(i + 1)), 0);
+    const html = renderToStaticMarkup(<TradesTape store={store} />);
     expect(html.match(/<li /g)?.length).toBe(TAPE_ROWS);
     expect(html).toContain('data-total="1234"');
+    const prices = [...html.matchAll(/<span class="num">(\d+)\.00<\/span>/g)].map((m) => Number(m[1]));
+    expect(prices.slice(0, 3)).toEqual([1234, 1233, 1232]);
+  });
+
+  it("shows every symbol's newest price, with the flash overlay of its latest move", () => {
+    const store = new MarketStore();
+    store.apply([tick(1, "B", 10), tick(1, "A", 5)], 0);
+    store.apply([tick(2, "A", 6), tick(3, "A", 4.5)], 0);
+    const html = renderToStaticMarkup(<TickerTable store={store} selected="A" onSelect={() => undefined} />);
+    expect([...html.matchAll(/data-testid="ticker-row-(\w+)"/g)].map((m) => m[1])).toEqual(["A", "B"]);
+    expect(html).toMatch(/ticker-row-A".*<td class="num last"><span class="flash flash-down" aria-hidden="true"><\/span>4\.50<\/td>/);
+    expect(html).toMatch(/ticker-row-A"[^>]*aria-selected="true"/);
   });
 });
