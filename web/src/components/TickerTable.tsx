@@ -1,6 +1,7 @@
 import { memo, useLayoutEffect, useRef } from "react";
 import { fixed, signed } from "../format";
 import { useMarket } from "../hooks/useMarket";
+import { useVisibleRows } from "../hooks/useVisibleRows";
 import type { TickerRow } from "../market/model";
 import type { MarketStore } from "../market/store";
 
@@ -55,14 +56,15 @@ const Row = memo(function Row({ row, selected, onSelect }: { row: TickerRow; sel
 });
 
 /** One row per symbol, updated at most once per frame with its newest tick; only the rows
- * whose symbol ticked re-render. */
+ * in view whose symbol ticked re-render. */
 export function TickerTable({ store, selected, onSelect }: Props) {
   useMarket(store);
   const rows = store.tickers();
+  const visible = useVisibleRows<HTMLDivElement>(rows.length, "tbody tr[data-testid]");
   return (
     <section className="panel tickers" aria-labelledby="tickers-title">
       <h2 id="tickers-title">Tickers</h2>
-      <div className="scroll">
+      <div className="scroll" ref={visible.ref}>
         <table className="grid">
           {/* Fixed column widths: a new price never makes the table measure its cells again. */}
           <colgroup>
@@ -80,9 +82,11 @@ export function TickerTable({ store, selected, onSelect }: Props) {
             </tr>
           </thead>
           <tbody>
-            {rows.map((row) => (
+            {visible.before > 0 && <tr className="spacer" style={{ height: visible.before }} aria-hidden="true" />}
+            {rows.slice(visible.first, visible.end).map((row) => (
               <Row key={row.symbol} row={row} selected={row.symbol === selected} onSelect={onSelect} />
             ))}
+            {visible.after > 0 && <tr className="spacer" style={{ height: visible.after }} aria-hidden="true" />}
           </tbody>
         </table>
         {!rows.length && <p className="empty">Waiting for ticks…</p>}
