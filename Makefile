@@ -54,8 +54,9 @@ $(WEB_BUILD): $(WEB_STAMP) $(WEB_SOURCES)
 	cd web && npm run build
 
 lint: deps
-	$(BIN)/ruff check services ingest gateway tickwire bench clients tests
+	$(BIN)/ruff check services ingest gateway tickwire bench clients tests web/scripts
 	$(BIN)/mypy
+	$(BIN)/mypy --strict web/scripts/measure_dashboard.py
 
 clean:
 	rm -rf $(VENV) web/node_modules web/dist bench/node/node_modules .tickwire
