@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import time
 from urllib.parse import urlsplit
 
@@ -23,13 +22,11 @@ from playwright.async_api import Route, async_playwright
 
 from bench.lines import go_times, open_stdin, say
 from bench.processes import ROOT, cpu_seconds, descendants
+from tickwire.chromium import CHROMIUM, CHROMIUM_ARGS
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 # The page comes from request routing, not from the loopback server it connects to:
-                 # Chromium's Local Network Access checks would block its WebSockets to 127.0.0.1.
-                 "--disable-features=LocalNetworkAccessChecks"]
+# The page comes from request routing, not from the loopback server it connects to:
+# Chromium's Local Network Access checks would block its WebSockets to 127.0.0.1.
+BROWSER_ARGS = [*CHROMIUM_ARGS, "--disable-features=LocalNetworkAccessChecks"]
 PAGES = ROOT / "bench" / "node"
 PAGE = b'<!doctype html><meta charset="utf-8"><title>bench</title><script type="module" src="page.mjs"></script>'
 PROGRESS_S = 0.25
@@ -55,7 +52,7 @@ async def _main() -> None:
     url = urlsplit(config["urls"][0])
     origin = f"{'https' if url.scheme == 'wss' else 'http'}://{url.netloc}"
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
         try:
             page = await browser.new_page()
             await page.route(f"{origin}/__bench/*", _serve)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import lru_cache
 
-from services.subjects import matches
+from services.subjects import matcher
 
 CACHE_TOPICS = 65_536  # topics remembered; the feed asks once per message, so this must be cheap
 
@@ -16,8 +16,10 @@ def conflated_topics(patterns: tuple[str, ...]) -> Callable[[str], bool] | None:
     if not patterns:
         return None
 
+    match = matcher(patterns)
+
     @lru_cache(maxsize=CACHE_TOPICS)
     def conflated(topic: str) -> bool:
-        return any(matches(pattern, topic) for pattern in patterns)
+        return match(topic) is not None
 
     return conflated

@@ -44,7 +44,7 @@ from ingest.publisher import Ack, AckedPublisher, raise_if_cancelled
 from ingest.reader import Entry, Gap, gaps_key
 from ingest.stats import IngestStats
 from services.backoff import Backoff
-from services.envelope import MSG_ID, ORIGIN_TS, PUBLISH_TS, TRACEPARENT, TRACESTATE
+from services.envelope import MSG_ID, ORIGIN_TS, TRACEPARENT, TRACESTATE
 from services.hops import now_us
 from services.settings import IngestSettings
 from services.telemetry import (
@@ -247,7 +247,7 @@ class Bridge:
         futures: list[Ack] = []
         try:
             futures = await self.publisher.publish(
-                ((m.subject, m.payload, {**m.headers, PUBLISH_TS: str(now_us())}) for m in messages),
+                ((m.subject, m.payload, m.headers) for m in messages),
                 self.settings.bus.nats_pending_bytes // 2)
             raise_if_cancelled()
             await asyncio.wait(futures, timeout=ACK_TIMEOUT)

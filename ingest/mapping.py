@@ -53,7 +53,7 @@ _LONG_NUMBER = re.compile(rb"[0-9]{19}")
 # W3C trace context headers are short printable ASCII; anything else could break the NATS
 # header block (CR/LF injection) and is dropped rather than forwarded.
 _MAX_TRACE_HEADER = 512
-# Room for Tw-Pub, which the bridge stamps after mapping, in the header-size estimate.
+# Room for Tw-Pub, which ingest.publisher stamps as it sends, in the header-size estimate.
 _PUBLISH_TS_ROOM = len(PUBLISH_TS) + 4 + 20
 _NATS_HEADER_LINE = len(b"NATS/1.0\r\n\r\n")
 # Every header but the stream key in the Msg-Id is short ASCII (entry IDs, µs times, trace
@@ -64,7 +64,7 @@ _HEADERS_BOUND = _NATS_HEADER_LINE + 2 * (len(TRACESTATE) + _MAX_TRACE_HEADER + 
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """What the bridge publishes for one entry (it adds Tw-Pub at publish time)."""
+    """What the bridge publishes for one entry (ingest.publisher stamps Tw-Pub as it sends)."""
 
     entry_id: str
     subject: str

@@ -28,6 +28,9 @@ from nats.aio.msg import Msg
 from nats.js.api import Header
 from nats.js.errors import APIError, NoStreamResponseError
 
+from services.envelope import PUBLISH_TS
+from services.hops import now_us
+
 NO_RESPONDERS = "503"
 # A header value may not end the line it is on (nats.py turns CR and LF into spaces too).
 _NEWLINES = str.maketrans({"\r": " ", "\n": " "})
@@ -62,8 +65,8 @@ class AckedPublisher:
 
     async def publish(self, messages: Iterable[tuple[str, bytes, Mapping[str, str]]], max_bytes: int) -> list[Ack]:
         """Send (subject, payload, headers) from the front of ``messages`` (read lazily), in one
-        piece of about ``max_bytes`` at most (at least one message); a future per message sent
-        resolves with its ack."""
+        piece of about ``max_bytes`` at most (at least one message), each stamped with Tw-Pub;
+        a future per message sent resolves with its ack."""
         nc = self._nc
         if nc.is_closed:
             raise errors.ConnectionClosedError
@@ -77,7 +80,7 @@ class AckedPublisher:
         for subject, payload, headers in messages:
             token = str(self._next)
             self._next += 1
-            command = _hpub(subject, self._prefix + token, headers, payload)
+            command = _hpub(subject, self._prefix + token, headers, payload, now_us())
             ack: Ack = loop.create_future()
             self._pending[token] = ack  # before the send: a flush inside it may let the reply in
             tokens.append(token)
@@ -125,9 +128,9 @@ class AckedPublisher:
             ack.set_result(bool(reply.get("duplicate")))
 
 
-def _hpub(subject: str, reply: str, headers: Mapping[str, str], payload: bytes) -> bytes:
-    """The ``HPUB`` command nats.py's publish would send for this message."""
+def _hpub(subject: str, reply: str, headers: Mapping[str, str], payload: bytes, published_us: int) -> bytes:
+    """The ``HPUB`` command nats.py's publish would send for this message, its Tw-Pub last."""
     block = "".join([f"{key}: {value.strip().translate(_NEWLINES)}\r\n" for key, value in headers.items()])
-    head = f"NATS/1.0\r\n{block}\r\n".encode()
+    head = f"NATS/1.0\r\n{block}{PUBLISH_TS}: {published_us}\r\n\r\n".encode()
     return b"HPUB %s %s %d %d\r\n%s%s\r\n" % (subject.encode(), reply.encode(), len(head), len(head) + len(payload),
                                                head, payload)

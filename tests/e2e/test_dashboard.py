@@ -31,6 +31,7 @@ from tests.conftest import Backend
 from tests.e2e.blocking_proxy import WebSocketBlockingProxy
 from tests.e2e.measure import CHART_SPAN, CLIPPED
 from tests.stack import ROOT, Service, Services
+from tickwire.chromium import CHROMIUM, CHROMIUM_ARGS
 from tickwire.localservers import free_port, port_in_use
 from tickwire.settings import SimulatorSettings
 from tickwire.simulator import run as simulate
@@ -38,17 +39,6 @@ from tickwire.simulator import run as simulate
 pytestmark = pytest.mark.slow
 
 WEB_DIST = ROOT / "web" / "dist"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# The flags this machine's Chromium needs headless (no sandbox as root, no network probes).
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # A gateway killed or blocked on purpose makes Chromium log the refused connections, the
 # failed handshakes and the failed /healthz and /api/latency requests: expected, not bugs.
 EXPECTED_CONSOLE = re.compile(r"ERR_CONNECTION_REFUSED|WebSocket connection to .* failed|Failed to load resource")

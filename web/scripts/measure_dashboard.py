@@ -27,7 +27,6 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
 import signal
 import statistics
 import subprocess
@@ -41,20 +40,10 @@ from typing import Any
 
 from playwright.async_api import CDPSession, Page, async_playwright
 
+from tickwire.chromium import CHROMIUM, CHROMIUM_ARGS
 from tickwire.localservers import free_port, port_in_use, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# The flags this machine's Chromium needs headless (as in tests/e2e/test_dashboard.py).
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SAMPLE_EVERY = 5.0
 # Counts animation frames from the page's first script on: Performance metrics have
 # durations but no frame count.
