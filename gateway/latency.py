@@ -7,7 +7,6 @@ the figures follow the present; percentiles are computed on request, not per mes
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
 
 # (name shown, hop stamp it starts at, hop stamp it ends at)
 HOPS = (
@@ -23,14 +22,13 @@ class LatencyWindow:
         self._samples: dict[str, deque[int]] = {name: deque(maxlen=window) for name, _, _ in HOPS}
         self._window = window
 
-    def record(self, hops: Mapping[str, int]) -> None:
-        for name, start, end in HOPS:
-            if start in hops and end in hops:
-                self._samples[name].append(hops[end] - hops[start])
-
     def record_hop(self, name: str, micros: int) -> None:
-        """One sample of a hop measured elsewhere (the browser's, from its reports)."""
-        self._samples.setdefault(name, deque(maxlen=self._window)).append(micros)
+        """One sample of a hop: one of ``HOPS``, or one measured elsewhere (the browser's,
+        from its reports)."""
+        samples = self._samples.get(name)
+        if samples is None:
+            samples = self._samples[name] = deque(maxlen=self._window)
+        samples.append(micros)
 
     def summary(self) -> dict[str, dict[str, float]]:
         """Per hop: sample count and p50/p90/p99/max in milliseconds."""
