@@ -1,4 +1,4 @@
-"""Property-based checks of what hostile clients reach first: the frame parser and the topic algebra."""
+"""Property checks of what hostile input reaches first: frame parser, topic algebra, bus header parser."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from nats.aio.client import Client as NatsClient
 
+from services.connections import Client
 from services.protocol import ClientFrame, ProtocolError, parse_client_frame
 from services.subjects import TopicError, matches, pattern_within, validate_pattern
 
@@ -99,3 +101,15 @@ def test_validate_pattern_accepts_or_raises_topic_error(raw: str) -> None:
     except TopicError:
         return
     assert ">" not in raw.split(".")[:-1]
+
+
+# Header blocks built from pieces that hit every branch: separators, whitespace around and
+# inside names (incl. the ASCII separators str.isspace counts), non-ASCII names and values.
+header_pieces = st.sampled_from([b"Tw-Ts", b"Nats-Msg-Id", b":", b": ", b"\r\n", b" ", b"\t", b"\x1c", b"\x1f",
+                                 b"\xc3\xa9", b"\xff", b"v", b"1764433200123-0", b"", b"a b", b"\x0b"])
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(header_pieces, max_size=24).map(b"".join))
+def test_the_bus_clients_header_parser_agrees_with_nats_py(raw: bytes) -> None:
+    assert Client._parse_header_lines(raw) == NatsClient._parse_header_lines(raw)
