@@ -7,12 +7,14 @@ import asyncio
 import json
 from typing import Any
 
+import pytest
+
 from gateway import frames
 from gateway.hub import Hub
 from gateway.message import Message
 from gateway.outbox import OutboxLimits
 from gateway.session import Session, SessionState
-from gateway.writer import Stall, Writer
+from gateway.writer import Stall, Writer, sse_events, write_loop
 from services.protocol import CloseCode
 
 
@@ -207,3 +209,90 @@ async def test_a_socket_paused_past_the_stall_timeout_is_cut_4008_a_resumed_one_
         await stalled.wait_closing()
     assert stalled.close_code == CloseCode.SLOW_CONSUMER
     assert resumed.is_open and len(cuts) == 1
+
+
+def queued_session() -> Session:
+    session = Session("s", OutboxLimits(messages=100, bytes=1 << 20, batch_max=256))
+    session.deliver(msg(1))
+    return session
+
+
+async def test_a_send_waiting_past_the_stall_timeout_cuts_its_session_4008() -> None:
+    """1. write_loop with a 0.05 s stall and a send that never returns (a paused transport)
+    2. the send is cancelled, the session closed 4008 and counted once, the loop returns."""
+    cuts: list[None] = []
+    session = queued_session()
+    sends: list[str] = []
+    parked = asyncio.get_running_loop().create_future()
+
+    async def send(chunk: str) -> None:
+        sends.append(chunk)
+        await parked
+
+    async with asyncio.timeout(2):
+        await write_loop(session, send, sse_events, Stall(0.05, lambda: cuts.append(None)))
+    assert parked.cancelled() and len(sends) == 1
+    assert session.close_code == CloseCode.SLOW_CONSUMER and len(cuts) == 1
+
+
+async def test_sends_that_each_finish_within_the_stall_timeout_are_not_cut() -> None:
+    """1. a 0.5 s stall; each send takes 0.15 s (a transport that drains slowly), five of them:
+    longer than the timeout in all  2. every chunk is sent, the session stays open."""
+    cuts: list[None] = []
+    session = queued_session()
+    sent: list[str] = []
+
+    async def send(chunk: str) -> None:
+        await asyncio.sleep(0.15)  # the transport's pace, not synchronisation
+        sent.append(chunk)
+        if len(sent) < 5:
+            session.deliver(msg(len(sent) + 1))
+        else:
+            session.close(CloseCode.NORMAL)
+
+    async with asyncio.timeout(5):
+        await write_loop(session, send, sse_events, Stall(0.5, lambda: cuts.append(None)))
+    assert len(sent) == 5 and not cuts and session.close_code == CloseCode.NORMAL
+
+
+async def test_a_stream_idle_past_the_stall_timeout_is_not_cut() -> None:
+    """1. a 0.1 s stall; one chunk is sent at once  2. nothing is queued for 0.3 s (the clock
+    is not running between sends)  3. the next chunk is sent at once too: nothing is cut."""
+    cuts: list[None] = []
+    session = queued_session()
+    sent: list[str] = []
+    first = asyncio.Event()
+
+    async def send(chunk: str) -> None:
+        sent.append(chunk)
+        first.set()
+
+    loop = asyncio.create_task(write_loop(session, send, sse_events, Stall(0.1, lambda: cuts.append(None))))
+    async with asyncio.timeout(2):
+        await first.wait()
+        await asyncio.sleep(0.3)  # the idle time under test, not synchronisation
+        session.deliver(msg(2))
+        while len(sent) < 2:
+            await next_turn()
+    session.close(CloseCode.NORMAL)
+    await loop
+    assert not cuts and session.close_code == CloseCode.NORMAL
+
+
+async def test_a_parked_send_cancelled_from_outside_is_not_a_stall() -> None:
+    """1. a send parks; the write loop's task is cancelled (its connection ended)
+    2. the cancellation propagates; nothing is counted as a stall, the session stays open."""
+    cuts: list[None] = []
+    session = queued_session()
+    parked = asyncio.Event()
+
+    async def send(chunk: str) -> None:
+        parked.set()
+        await asyncio.get_running_loop().create_future()
+
+    loop = asyncio.create_task(write_loop(session, send, sse_events, Stall(5, lambda: cuts.append(None))))
+    await parked.wait()
+    loop.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await loop
+    assert not cuts and session.is_open
