@@ -117,6 +117,19 @@ class GatewayWebSocketProtocol(WebSocketsSansIOProtocol):
         super().send_receive_event_to_app()
 
 
+class GatewayHttpProtocol(GuardedHttpProtocol):
+    """The guarded h11 protocol, lending each request the transport's ``abort``: an SSE
+    stream whose client reads nothing cannot be ended through ASGI (uvicorn's close waits for
+    its buffer to be written) and is cut instead (gateway.sse._abort)."""
+
+    def handle_events(self) -> None:
+        super().handle_events()
+        # A new request's scope is built here and its task only scheduled: the app has not
+        # read the scope yet.
+        if self.cycle is not None and self.cycle.scope is self.scope:
+            self.scope.setdefault("extensions", {})[ABORT_EXTENSION] = {"abort": self.transport.abort}
+
+
 class GatewayServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
         super().__init__(config)
@@ -189,7 +202,7 @@ def config_for(settings: GatewaySettings, app: Callable[..., Any]) -> uvicorn.Co
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http=GuardedHttpProtocol,
+        http=GatewayHttpProtocol,
         ws=GatewayWebSocketProtocol,
         ws_max_size=settings.max_frame_bytes,
         ws_per_message_deflate=False,

@@ -13,19 +13,24 @@ differs (gateway.writer.sse_events), turning each queued frame into one event:
 ``: ping`` comment lines every ``heartbeat`` seconds keep proxies from timing the stream
 out. Where a WebSocket would get a close code, the stream ends with
 ``event: close`` / ``data: {"type":"close","code":4008,"reason":"slow consumer"}`` (1012
-when draining). Input that cannot be served is refused before the stream starts: HTTP 400
-with an ``error`` object (bad topic, bad since), 503 when the replica is draining, full or
-not ready. With auth on: 401 without a valid token (``Authorization: Bearer``, or
-``?token=`` where allowed: ``EventSource`` cannot set headers), 403 naming the topics the
-token does not grant; the stream ends with a 1008 ``close`` event when the token runs out
-(an SSE client cannot send a fresh one: it reconnects with it).
+when draining). 4008 also when a write has waited ``TICKWIRE_STALL_TIMEOUT`` (the client
+reads nothing: gateway.writer.write_loop); a ``close`` event the client does not take
+within ``CLOSE_TIMEOUT`` and the connection is aborted. Input that cannot be served is
+refused before the stream starts: HTTP 400 with an ``error`` object (bad topic, bad since),
+503 when the replica is draining, full or not ready. With auth on: 401 without a valid
+token (``Authorization: Bearer``, or ``?token=`` where allowed: ``EventSource`` cannot set
+headers), 403 naming the topics the token does not grant; the stream ends with a 1008
+``close`` event when the token runs out (an SSE client cannot send a fresh one: it
+reconnects with it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
+from typing import Any
 
 import orjson
 from starlette.requests import Request
@@ -38,11 +43,13 @@ from gateway.session import Session, SessionState
 from gateway.state import Gateway
 from gateway.subscribe import Plan, forbidden
 from gateway.writer import sse_events, write_loop
+from gateway.ws import ABORT_EXTENSION
 from services.protocol import CloseCode, ErrorCode, ProtocolError, Subscribe, parse_client_frame
 
 log = logging.getLogger(__name__)
 
 CLOSE_TIMEOUT = 5.0  # the last event of a stream the client does not read is given up after this
+ABORT_WAIT = 1.0  # for uvicorn to see an aborted connection gone (it takes a turn of the loop)
 MAX_SEQ = 2**63
 HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -123,8 +130,10 @@ class EventStream(Response):
         async def write(chunk: str) -> None:
             nonlocal started
             if not started:
-                started = True
+                # Marked once sent: a start cancelled while waiting (a stall) is sent again
+                # before the close event.
                 await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
+                started = True
             await send({"type": "http.response.body", "body": chunk.encode(), "more_body": True})
 
         if gateway.draining:  # the drain may have passed over the sessions while this one started
@@ -132,7 +141,7 @@ class EventStream(Response):
         try:
             async with asyncio.TaskGroup() as tasks:
                 helpers = [
-                    tasks.create_task(write_loop(session, write, sse_events)),
+                    tasks.create_task(write_loop(session, write, sse_events, gateway.writer.stall)),
                     tasks.create_task(self._subscribe()),
                     tasks.create_task(_watch_disconnect(receive, session)),
                     tasks.create_task(_heartbeat(session, gateway.settings.heartbeat)),
@@ -154,7 +163,9 @@ class EventStream(Response):
                 if started:
                     await send({"type": "http.response.body", "body": b"", "more_body": False})
         except (TimeoutError, OSError):
-            log.info("sse session %s: client did not take the end of the stream", session.id)
+            if session.close_code != CloseCode.SLOW_CONSUMER:  # a 4008 cut has logged its line
+                log.info("sse session %s: client did not take the end of the stream", session.id)
+            await _abort(scope, receive)
         session.closed()
 
     async def _subscribe(self) -> None:
@@ -163,6 +174,24 @@ class EventStream(Response):
         except ProtocolError as exc:
             # Past the response's start a refusal can only end the stream; the client retries.
             self.session.close(CloseCode.TRY_AGAIN, exc.message)
+
+
+async def _abort(scope: Scope, receive: Receive) -> None:
+    """Cut the connection of a client that does not take the end of its stream.
+
+    An ASGI app can only return, and uvicorn then closes the transport, which holds the
+    connection until its buffer is written: for a client that reads nothing, for ever.
+    gateway.server's HTTP protocol lends the transport's ``abort`` instead."""
+    extension: dict[str, Any] | None = scope.get("extensions", {}).get(ABORT_EXTENSION)
+    if extension is None:  # another server: left to its close
+        return
+    extension["abort"]()
+    # uvicorn hears of the abort a turn later (connection_lost); returning before it would
+    # have it log "ASGI callable returned without completing response" as an error.
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(ABORT_WAIT):
+            while (await receive())["type"] != "http.disconnect":
+                continue
 
 
 async def _watch_disconnect(receive: Receive, session: Session) -> None:
