@@ -1,5 +1,6 @@
 """A client that stops reading its socket: cut with 4008 once its socket has taken nothing for
-``TICKWIRE_STALL_TIMEOUT``, however far below the outbox's bound the message rate keeps it."""
+``TICKWIRE_STALL_TIMEOUT``, however far below the outbox's bound the message rate keeps it;
+a WebSocket gets a close frame, an SSE stream a ``close`` event."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import logging
 import os
 import re
 import socket
@@ -14,10 +16,13 @@ import time
 from collections.abc import AsyncIterator
 
 import httpx
+import pytest
 from websockets.frames import Frame, Opcode
 
+from gateway import sse
 from gateway.ws import CLOSE_TIMEOUT
 from tests.integration.gateway.harness import Bus, Gw, StartGateway, connect
+from tests.integration.gateway.sse import SseReader
 from tests.waiting import eventually
 
 STALL_TIMEOUT = 1.0
@@ -27,6 +32,9 @@ PUBLISH_EVERY = 0.05  # 20 messages/s of 32 KB: the kernel's send buffer (up to 
 OUTBOX_BYTES = 64 * 1024 * 1024  # a bound the test's rate stays far below: only a stall can close it
 WITHIN = 15.0
 CLOSE_4008 = b"\x88\x0f" + (4008).to_bytes(2, "big") + b"slow consumer"  # FIN, close, 15 bytes, unmasked
+# The SSE stream's last chunk (chunked encoding: its size, the close event) and the terminating one.
+CLOSE_EVENT = b'event: close\ndata: {"type":"close","code":4008,"reason":"slow consumer"}\n\n'
+SSE_END = f"{len(CLOSE_EVENT):x}\r\n".encode() + CLOSE_EVENT + b"\r\n0\r\n\r\n"
 
 
 @contextlib.asynccontextmanager
@@ -58,19 +66,59 @@ async def stalled_client(gw: Gw, *topics: str) -> AsyncIterator[socket.socket]:
         sock.close()
 
 
+@contextlib.asynccontextmanager
+async def stalled_sse_client(gw: Gw, *topics: str) -> AsyncIterator[socket.socket]:
+    """A raw ``GET /sse`` that reads up to its ``subscribed`` event and then never reads again."""
+    loop = asyncio.get_running_loop()
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)  # before connect: it sets the window
+    sock.setblocking(False)
+    try:
+        await loop.sock_connect(sock, ("127.0.0.1", gw.port))
+        await loop.sock_sendall(sock, (
+            f"GET /sse?topics={','.join(topics)} HTTP/1.1\r\nHost: 127.0.0.1:{gw.port}\r\n"
+            "Accept: text/event-stream\r\n\r\n"
+        ).encode())
+        received = b""
+        async with asyncio.timeout(10):
+            while b"event: subscribed" not in received:
+                received += await loop.sock_recv(sock, 4096)
+        assert received.startswith(b"HTTP/1.1 200"), received
+        yield sock
+    finally:
+        sock.close()
+
+
+async def _read_to_the_end(sock: socket.socket, end: bytes) -> bytes:
+    """Read what the server sent until ``end`` ends it; return that end."""
+    loop, received = asyncio.get_running_loop(), b""
+    while not received.endswith(end):
+        chunk = await loop.sock_recv(sock, 65536)
+        assert chunk, f"the server ended the connection without {end!r}"
+        received = (received + chunk)[-256:]
+    return received[-len(end):]
+
+
 async def _read_to_the_close_frame(sock: socket.socket) -> bytes:
     """Read what the server sent until a close frame ends it; return the close frame."""
-    loop, received = asyncio.get_running_loop(), b""
-    while not received.endswith(CLOSE_4008):
-        chunk = await loop.sock_recv(sock, 65536)
-        assert chunk, "the server ended the connection without a close frame"
-        received = (received + chunk)[-256:]
-    return received[-len(CLOSE_4008):]
+    return await _read_to_the_end(sock, CLOSE_4008)
+
+
+def _server_side(gw: Gw, sock: socket.socket) -> object | None:
+    """The gateway's protocol instance serving ``sock``'s connection, if it still holds one."""
+    return next((c for c in gw.server.server_state.connections
+                 if getattr(c, "client", None) == sock.getsockname()), None)
 
 
 def _held(gw: Gw, sock: socket.socket) -> bool:
     """Whether the gateway still holds the server side of ``sock``'s connection."""
-    return sock.getsockname() in {getattr(c, "client", None) for c in gw.server.server_state.connections}
+    return _server_side(gw, sock) is not None
+
+
+def _write_paused(gw: Gw, sock: socket.socket) -> bool:
+    """Whether the transport of ``sock``'s HTTP connection is paused (uvicorn's flow control)."""
+    flow = getattr(_server_side(gw, sock), "flow", None)
+    return bool(getattr(flow, "write_paused", False))
 
 
 def _metric(text: str, name: str) -> float:
@@ -137,3 +185,72 @@ async def test_clients_that_stop_reading_are_closed_4008_after_the_stall_timeout
           f"{len(published)} messages published")
     assert len(published) * len(json.dumps(PAYLOAD)) < OUTBOX_BYTES // 2  # far below the bound
     assert seen == published
+
+
+async def test_sse_streams_that_stop_reading_end_4008_after_the_stall_timeout(
+    start_gateway: StartGateway, bus: Bus, caplog: pytest.LogCaptureFixture
+) -> None:
+    """1. a gateway with a 1 s stall timeout and a 64 MiB outbox bound
+    2. two raw ``GET /sse`` with a 4 KiB receive buffer read up to ``subscribed``, then stop
+    reading; a healthy SSE client streams beside them
+    3. 20 messages/s of 32 KB are published: the stalled sockets' windows close and the
+    gateway's transports pause (within 15 s), far below the bound
+    4. within the stall timeout and 4 s more both streams are cut, counted as stalls, the
+    sessions removed, one log line each
+    5. one starts reading again: behind the data it had not read, a 4008 ``close`` event and
+    the end of the response
+    6. the other never reads: the gateway aborts its connection once the close event has waited
+    sse.CLOSE_TIMEOUT, and holds nothing of it
+    7. the healthy client got every message, in order; nothing was logged as an error."""
+    caplog.set_level(logging.INFO, logger="gateway")
+    gw = await start_gateway(stall_timeout=STALL_TIMEOUT, outbox_bytes=OUTBOX_BYTES)
+    published: list[int] = []
+    seen: list[int] = []
+    async with httpx.AsyncClient(base_url=gw.http_url, timeout=10) as http, \
+            http.stream("GET", "/sse", params={"topics": "ticks.AAPL"}) as response, \
+            stalled_sse_client(gw, "ticks.AAPL") as later, stalled_sse_client(gw, "ticks.AAPL") as never:
+        healthy = SseReader(response)
+        await healthy.expect("subscribed")
+
+        async def read_healthy() -> None:
+            while True:
+                seen.append((await healthy.expect("msg")).data["seq"])
+
+        async def publish() -> None:
+            while True:
+                published.append(await bus.publish("md.ticks.AAPL", PAYLOAD))
+                await asyncio.sleep(PUBLISH_EVERY)  # pacing the rate, not waiting for anything
+
+        async def metric(name: str) -> float:
+            return _metric((await http.get("/metrics")).text, name)
+
+        async def cut() -> bool:
+            return await metric("tickwire_gateway_write_stalls_total") >= 2
+
+        reading, publishing = asyncio.create_task(read_healthy()), asyncio.create_task(publish())
+        started = time.monotonic()
+        try:
+            await eventually(lambda: _write_paused(gw, later) and _write_paused(gw, never), within=WITHIN,
+                             every=0.05, what="the stalled streams' transports paused")
+            paused = time.monotonic() - started
+            await eventually(cut, within=STALL_TIMEOUT + 4, every=0.1, what="both stalled streams cut")
+            took = time.monotonic() - started
+            assert await metric("tickwire_gateway_write_stalls_total") == 2
+            assert (await http.get("/api/status")).json()["connections"] == 1
+            assert await asyncio.wait_for(_read_to_the_end(later, SSE_END), 5) == SSE_END
+            await eventually(lambda: not _held(gw, never), within=sse.CLOSE_TIMEOUT + 3,
+                             what="the unread stream let go")
+            publishing.cancel()
+            await eventually(lambda: len(seen) >= len(published), within=10, what="the healthy client's messages")
+        finally:
+            for task in (publishing, reading):
+                task.cancel()
+            await asyncio.gather(publishing, reading, return_exceptions=True)
+    print(f"\nstalled SSE transports paused after {paused:.1f} s, streams cut after {took:.1f} s, "  # noqa: T201
+          f"{len(published)} messages published")
+    assert len(published) * len(json.dumps(PAYLOAD)) < OUTBOX_BYTES // 2  # far below the bound
+    assert seen == published
+    stall_lines = [r for r in caplog.records if "took nothing" in r.getMessage()]
+    assert len(stall_lines) == 2, [r.getMessage() for r in caplog.records]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info], \
+        [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
