@@ -80,8 +80,13 @@ def _stream_tables(title: str, rows: Sequence[dict[str, Any]]) -> str:
             if h.get("n"):
                 hop_rows.append([r["system"], r["offered_rate"], name, int(h["n"]), h.get("p50"), h.get("p99"),
                                  h.get("max")])
+        lag = r.get("gateway_loop_lag")
+        if lag:
+            hop_rows.append([r["system"], r["offered_rate"], "event loop lag (≤ bucket bound)", int(lag["n"]),
+                             lag["p50"], lag["p99"], lag["max"]])
     hops = ("\n\nTickwire's own per-hop split (gateway `/api/latency`, last 4,096 messages of the run; with two "
-            "workers, of the one that answered):\n\n"
+            "workers, of the one that answered) and its event-loop lag over the whole run (`/metrics`, a "
+            "sample every 50 ms per worker, summed):\n\n"
             + _table(["system", "offered/s", "hop", "n", "p50 ms", "p99 ms", "max ms"], hop_rows)) if hop_rows else ""
     return f"### {title}\n\n{summary}\n\n{detail}\n\n{cpu}{hops}\n"
 

@@ -9,6 +9,7 @@ import asyncio
 import logging
 import os
 import random
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -37,6 +38,7 @@ REPEATS = 3  # tries of a rate that failed once
 # so a bad middle region still shows.
 FAR_LOSS_PCT = 1.0
 FAR_P99_MS = 2000.0
+LAG_BUCKET = re.compile(r'^tickwire_event_loop_lag_seconds_bucket\{le="([^"]+)"\} (\S+)$', re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,35 @@ async def _gateway_hops(stack: systems.Stack) -> dict[str, Any] | None:
         return None
 
 
+async def _lag_buckets(stack: systems.Stack) -> dict[float, float] | None:
+    """The gateway's event-loop lag histogram now (``/metrics``: cumulative counts by bound)."""
+    if stack.protocol != "tickwire":
+        return None
+    try:
+        async with httpx.AsyncClient() as http:
+            text = (await http.get(f"http://127.0.0.1:{stack.frontends[0].port}/metrics", timeout=5)).text
+    except httpx.HTTPError:
+        return None
+    return {float(le): float(count) for le, count in LAG_BUCKET.findall(text)}
+
+
+def loop_lag(before: dict[float, float] | None, after: dict[float, float] | None) -> dict[str, float] | None:
+    """The run's loop-lag samples (one per 50 ms per gateway process): how many, and the bucket
+    bound (ms) their p50, p99 and max fall under. Did the gateway's loop make the tail?"""
+    if not before or not after:
+        return None
+    delta = sorted((le, after[le] - before.get(le, 0.0)) for le in after)
+    n = delta[-1][1]
+    if not n:
+        return None
+
+    def under(q: float) -> float:
+        bound = next(le for le, count in delta if count >= q * n)
+        return bound * 1000 if bound != float("inf") else float("inf")
+
+    return {"n": n, "p50": under(0.5), "p99": under(0.99), "max": under(1.0)}
+
+
 async def stream_once(stack: systems.Stack, case: StreamCase) -> dict[str, Any]:
     """One streaming run on a started stack: connect, produce at ``rate``, drain, count."""
     topics = _topics(case.clients, case.selective)
@@ -107,6 +138,7 @@ async def stream_once(stack: systems.Stack, case: StreamCase) -> dict[str, Any]:
         ready = await pool.wait_ready()
         connected = sum(r["connected"] for r in ready)
         await asyncio.sleep(0.3)  # let subscriptions settle server-side before the first entry
+        lag0 = await _lag_buckets(stack)
         cpu0 = stack.cpu()
         t0 = time.time_ns() // 1000
         await pool.go(t0)
@@ -119,6 +151,7 @@ async def stream_once(stack: systems.Stack, case: StreamCase) -> dict[str, Any]:
         await drain(pool, expected)
         cpu1 = stack.cpu()
         hops = await _gateway_hops(stack)
+        lag = loop_lag(lag0, await _lag_buckets(stack))
         results = await pool.results()
     received = sum(r["received"] for r in results)
     server_cpu = {k: round(cpu1[k] - cpu0.get(k, 0.0), 2) for k in cpu1}
@@ -145,6 +178,7 @@ async def stream_once(stack: systems.Stack, case: StreamCase) -> dict[str, Any]:
         "frontend_peak_rss_mb": round(max(f.memory_kb("VmHWM") for f in stack.frontends) / 1024, 1),
         "producer_cpu_seconds": round(produced["cpu_seconds"], 2),
         "client": client_cpu(results), "trace_ratio": case.trace_ratio, "gateway_hops": hops,
+        "gateway_loop_lag": lag,
         "load_1m": round(os.getloadavg()[0], 1),  # the shared machine's load at the end of the run
         "passed": loss == 0 and p99 is not None and p99 < P99_LIMIT_MS,
     }

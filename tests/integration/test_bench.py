@@ -27,8 +27,10 @@ async def test_quick_bench_with_the_node_client_sees_every_message(tmp_path: Pat
     1,000 entries/s for 3 s, every system on its own redis/nats/services; 2. the JSON result
     is stored with every field per row; 3. at 200/s every system delivered every message once
     (nothing lost, no gap, no duplicate) with a latency measured from each message's origin
-    ts; 4. the two-worker gateway's CPU is its workers' (its parent alone idles); 5. the report
-    renders; 6. within 280 s on a loaded machine (90 s alone)."""
+    ts; 4. the two-worker gateway's CPU is its workers' (its parent alone idles); 5. Tickwire's
+    rows carry the gateway's event-loop lag over the run (a sample per 50 ms per worker, so
+    at least a run's seconds × 20 of them), the others none; 6. the report renders; 7. within
+    280 s on a loaded machine (90 s alone)."""
     started = time.monotonic()
     result = await run(replace(Options.quick(), results_dir=tmp_path))
 
@@ -44,8 +46,15 @@ async def test_quick_bench_with_the_node_client_sees_every_message(tmp_path: Pat
         assert row["p50_ms"] is not None and 0 < row["p50_ms"] <= row["p99_ms"] <= row["max_ms"], row
     two_workers = next(r for r in rows if r["system"] == "tickwire-w2")
     assert two_workers["server_cpu"]["gateway-1"] > 0
+    for row in rows:
+        lag = row["gateway_loop_lag"]
+        if not row["system"].startswith("tickwire"):
+            assert lag is None, row
+            continue
+        workers = 2 if row["system"] == "tickwire-w2" else 1
+        assert lag["n"] >= 0.8 * 3 * 20 * workers and 0 < lag["p50"] <= lag["p99"] <= lag["max"], row
     text = report.tables(result)
-    assert "tickwire-w2" in text and "natsws" in text
+    assert "tickwire-w2" in text and "natsws" in text and "event loop lag" in text
     assert time.monotonic() - started < 280
 
 
