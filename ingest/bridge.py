@@ -40,7 +40,7 @@ from nats.errors import Error as NatsError
 from ingest.deadletter import dead_letter
 from ingest.leases import Lease, LeaseLost, Leases
 from ingest.mapping import EntryKey, Message, Rejected, entry_key, format_key, gap_notice, map_entry
-from ingest.publisher import Ack, AckedPublisher, raise_if_cancelled
+from ingest.publisher import AckedPublisher, Sent, raise_if_cancelled
 from ingest.reader import Entry, Gap, gaps_key
 from ingest.stats import IngestStats
 from services.backoff import Backoff
@@ -244,33 +244,32 @@ class Bridge:
         """
         if lease.expired():
             raise LeaseLost(lease.stream)
-        futures: list[Ack] = []
+        sent: Sent | None = None
         try:
-            futures = await self.publisher.publish(
+            sent = await self.publisher.publish(
                 ((m.subject, m.payload, m.headers) for m in messages),
                 self.settings.bus.nats_pending_bytes // 2)
             raise_if_cancelled()
-            await asyncio.wait(futures, timeout=ACK_TIMEOUT)
+            await asyncio.wait([sent.done], timeout=ACK_TIMEOUT)
         finally:
-            self.publisher.forget(futures)
+            if sent is not None:
+                self.publisher.forget(sent)
         acked = 0
         error: BaseException | None = None
-        for future in futures:
-            if future.cancelled():
+        for ack in sent.acks:
+            if ack is None:
                 error = error or TimeoutError("no publish ack")
-                continue
-            exc = future.exception()  # retrieved for every future, so none is logged as unretrieved
-            if exc is not None:
-                error = error or exc
+            elif isinstance(ack, BaseException):
+                error = error or ack
             elif error is None:
                 acked += 1
-                if future.result():  # a duplicate
+                if ack:  # a duplicate
                     self.stats.jetstream_duplicates += 1
                 else:
                     self.stats.published += 1
         if error is not None:
             self._set_failing(error)
-        return acked, len(futures)
+        return acked, len(sent.acks)
 
     def _set_failing(self, exc: BaseException) -> None:
         if self._failing is not type(exc):

@@ -7,9 +7,11 @@ machinery). Its ``publish`` still costs ~9 µs a message (a regex per header, a 
 and a buffer entry each). Here a batch becomes one run of ``HPUB`` commands, built here
 (~2.6 µs a message) and handed to the client's buffer in one piece, so it is all in one
 place, buffer or socket, and a dropped connection can only lose a tail of it. The acks come
-back on one wildcard reply subscription, matched by token. The caller bounds the wait
-(``Bridge._publish_once``) and then ``forget``s what was not answered, so the table never
-outgrows one batch. nats.py swallows a cancellation inside a flush: ``raise_if_cancelled``
+back on one wildcard reply subscription, matched by token, into the piece's ``Sent``: one
+future for the whole piece, set by its last ack (a future per message, awaited with
+``asyncio.wait``, cost a done-callback and a loop callback per message). The caller bounds
+the wait (``Bridge._publish_once``) and then ``forget``s what was not answered, so the table
+never outgrows one batch. nats.py swallows a cancellation inside a flush: ``raise_if_cancelled``
 gives it back.
 
 The one piece goes through the client's own buffer and flusher (``_send_command``,
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
 import orjson
 from nats import errors
@@ -35,8 +38,26 @@ NO_RESPONDERS = "503"
 # A header value may not end the line it is on (nats.py turns CR and LF into spaces too).
 _NEWLINES = str.maketrans({"\r": " ", "\n": " "})
 
-# The future's result: whether JetStream had stored this Msg-Id already (a duplicate).
-Ack = asyncio.Future[bool]
+# A message's ack: None until it comes, then whether JetStream had stored this Msg-Id
+# already (a duplicate), or the error it answered.
+Ack = bool | BaseException | None
+
+
+@dataclass(eq=False)
+class Sent:
+    """One piece's messages, front to back, and their acks as they come back."""
+
+    tokens: list[str]
+    acks: list[Ack]
+    done: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    waiting: int = 0
+
+    def answer(self, index: int, ack: bool | BaseException) -> None:
+        if self.acks[index] is None:
+            self.acks[index] = ack
+            self.waiting -= 1
+            if not self.waiting and not self.done.done():
+                self.done.set_result(None)
 
 
 def raise_if_cancelled() -> None:
@@ -55,7 +76,7 @@ class AckedPublisher:
     def __init__(self, nc: NATS) -> None:
         self._nc = nc
         self._prefix = nc.new_inbox() + "."
-        self._pending: dict[str, Ack] = {}
+        self._pending: dict[str, tuple[Sent, int]] = {}
         self._next = 0
 
     async def start(self) -> None:
@@ -63,32 +84,31 @@ class AckedPublisher:
         # caller publishes again with the same Msg-Id.
         await self._nc.subscribe(self._prefix + "*", cb=self._on_reply)
 
-    async def publish(self, messages: Iterable[tuple[str, bytes, Mapping[str, str]]], max_bytes: int) -> list[Ack]:
+    async def publish(self, messages: Iterable[tuple[str, bytes, Mapping[str, str]]], max_bytes: int) -> Sent:
         """Send (subject, payload, headers) from the front of ``messages`` (read lazily), in one
         piece of about ``max_bytes`` at most (at least one message), each stamped with Tw-Pub;
-        a future per message sent resolves with its ack."""
+        the ``Sent``'s ``done`` is set once every message of it has its ack."""
         nc = self._nc
         if nc.is_closed:
             raise errors.ConnectionClosedError
         if nc.is_draining_pubs:
             raise errors.ConnectionDrainingError
-        loop = asyncio.get_running_loop()
-        tokens: list[str] = []
-        acks: list[Ack] = []
+        sent = Sent([], [])
+        tokens, pending = sent.tokens, self._pending
         commands: list[bytes] = []
         size = 0
         for subject, payload, headers in messages:
             token = str(self._next)
             self._next += 1
             command = _hpub(subject, self._prefix + token, headers, payload, now_us())
-            ack: Ack = loop.create_future()
-            self._pending[token] = ack  # before the send: a flush inside it may let the reply in
+            pending[token] = (sent, len(tokens))  # before the send: a flush inside it may let the reply in
             tokens.append(token)
-            acks.append(ack)
             commands.append(command)
             size += len(command)
             if size >= max_bytes:
                 break
+        sent.acks = [None] * len(tokens)
+        sent.waiting = len(tokens)
         try:
             room = nc._max_pending_size - nc._pending_data_size
             if not nc.is_connected and (nc._max_pending_size <= 0 or size > room):
@@ -97,35 +117,33 @@ class AckedPublisher:
             if nc._flush_queue is not None and nc._flush_queue.empty():
                 await nc._flush_pending()
         except BaseException:
-            for token in tokens:
-                self._pending.pop(token, None)
+            self.forget(sent)
             raise
-        return acks
+        return sent
 
-    def forget(self, acks: Iterable[Ack]) -> None:
-        """Cancel the acks still outstanding (timed out, or the batch was abandoned)."""
-        outstanding = [ack for ack in acks if not ack.done()]
-        if outstanding:
-            for ack in outstanding:
-                ack.cancel()
-            self._pending = {token: ack for token, ack in self._pending.items() if not ack.done()}
+    def forget(self, sent: Sent) -> None:
+        """Stop waiting for the acks still outstanding (timed out, or the batch was abandoned)."""
+        if sent.waiting:
+            for token in sent.tokens:
+                self._pending.pop(token, None)
 
     async def _on_reply(self, msg: Msg) -> None:
-        ack = self._pending.pop(msg.subject[len(self._prefix):], None)
-        if ack is None or ack.done():
+        found = self._pending.pop(msg.subject[len(self._prefix):], None)
+        if found is None:
             return
+        sent, index = found
         if msg.headers and msg.headers.get(Header.STATUS) == NO_RESPONDERS:
-            ack.set_exception(NoStreamResponseError())
+            sent.answer(index, NoStreamResponseError())
             return
         try:
             reply = orjson.loads(msg.data)
         except orjson.JSONDecodeError:
-            ack.set_exception(APIError(description=f"unreadable publish ack {msg.data[:100]!r}"))
+            sent.answer(index, APIError(description=f"unreadable publish ack {msg.data[:100]!r}"))
             return
         if "error" in reply:
-            ack.set_exception(APIError.from_error(reply["error"]))
+            sent.answer(index, APIError.from_error(reply["error"]))
         else:
-            ack.set_result(bool(reply.get("duplicate")))
+            sent.answer(index, bool(reply.get("duplicate")))
 
 
 def _hpub(subject: str, reply: str, headers: Mapping[str, str], payload: bytes, published_us: int) -> bytes:
