@@ -13,8 +13,10 @@ address may open as many as the process has file descriptors. Here:
   open connections of any kind. Behind a proxy every client has the proxy's address, so it
   is off by default (docs/security.md).
 
-A refusal is logged once per address and reason per ``LOG_INTERVAL``, not once per
-connection: a flood must not flood the log. The caps are per process (per worker).
+Each refusal is counted in ``tickwire_gateway_connections_refused_total{reason}`` (the
+``Refusal`` values; gateway.telemetry) and logged once per address and reason per
+``LOG_INTERVAL``, not once per connection: a flood must not flood the log. The caps are per
+process (per worker).
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
 
+from gateway.telemetry import Refusals
+
 log = logging.getLogger(__name__)
 
 LOG_INTERVAL = 60.0  # seconds between two log lines about the same address and reason
@@ -41,9 +45,22 @@ PRUNE_AT = 1024  # notice entries kept before the stale ones are dropped
 
 
 class Refusal(StrEnum):
-    HANDSHAKES = "too many incomplete request heads from this address"
-    CONNECTIONS = "too many connections from this address"
-    TIMEOUT = "request head not complete in time"
+    """Why a connection was closed below HTTP; the value is the metric's ``reason`` label."""
+
+    HANDSHAKES_PER_IP = "handshakes_per_ip"
+    CONNECTIONS_PER_IP = "connections_per_ip"
+    TIMEOUT = "head_timeout"
+
+    @property
+    def text(self) -> str:
+        return _TEXT[self]
+
+
+_TEXT = {
+    Refusal.HANDSHAKES_PER_IP: "too many incomplete request heads from this address",
+    Refusal.CONNECTIONS_PER_IP: "too many connections from this address",
+    Refusal.TIMEOUT: "request head not complete in time",
+}
 
 
 @dataclass(frozen=True)
@@ -67,7 +84,7 @@ class Notices:
             self._seen[key] = (seen[0], seen[1] + 1)
             return
         more = f" (and {seen[1]} more since the last line)" if seen is not None and seen[1] else ""
-        log.warning("connection from %s closed: %s%s", address, refusal.value, more)
+        log.warning("connection from %s closed: %s%s", address, refusal.text, more)
         self._seen[key] = (now, 0)
         if len(self._seen) > PRUNE_AT:
             self._seen = {k: v for k, v in self._seen.items() if now - v[0] < self.interval}
@@ -76,28 +93,35 @@ class Notices:
 class ConnectionGuard:
     """One process's open connections counted by client address, each transport once."""
 
-    def __init__(self, limits: AdmissionLimits, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, limits: AdmissionLimits, refusals: Refusals,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.limits = limits
+        self.refusals = refusals
+        refusals.declare(Refusal)  # every reason exported from the start, at 0
         self.notices = Notices(LOG_INTERVAL, clock)
         self._heads: Counter[str] = Counter()  # connections whose first head is incomplete
         self._open: Counter[str] = Counter()
         self._held: dict[asyncio.BaseTransport, tuple[str, bool]] = {}  # → (address, head pending)
 
     def admit(self, transport: asyncio.BaseTransport, address: str) -> bool:
-        """Count a new connection in, or log why it may not be (the caller closes it)."""
+        """Count a new connection in, or count and log why it may not be (the caller closes it)."""
         limits = self.limits
         refusal = None
         if self._heads[address] >= limits.max_handshakes_per_ip:
-            refusal = Refusal.HANDSHAKES
+            refusal = Refusal.HANDSHAKES_PER_IP
         elif limits.max_connections_per_ip and self._open[address] >= limits.max_connections_per_ip:
-            refusal = Refusal.CONNECTIONS
+            refusal = Refusal.CONNECTIONS_PER_IP
         if refusal is not None:
-            self.notices.note(address, refusal)
+            self.refused(address, refusal)
             return False
         self._held[transport] = (address, True)
         self._heads[address] += 1
         self._open[address] += 1
         return True
+
+    def refused(self, address: str, refusal: Refusal) -> None:
+        self.refusals.count(refusal)
+        self.notices.note(address, refusal)
 
     def head_complete(self, transport: asyncio.BaseTransport) -> None:
         held = self._held.get(transport)
@@ -179,5 +203,5 @@ class GuardedHttpProtocol(H11Protocol):
 
     def _head_too_slow(self) -> None:
         self.head_deadline = None
-        self.guard.notices.note(self._address(), Refusal.TIMEOUT)
+        self.guard.refused(self._address(), Refusal.TIMEOUT)
         self.transport.close()

@@ -28,7 +28,7 @@ from gateway.origin import OriginGuard
 from gateway.sse import sse_endpoint
 from gateway.state import Gateway
 from gateway.subscribe import Subscriber
-from gateway.telemetry import Telemetry
+from gateway.telemetry import Refusals, Telemetry
 from gateway.tokens import Verifier
 from gateway.writer import Stall, Writer
 from gateway.ws import WebSocketRoute
@@ -51,6 +51,8 @@ def _secure_logs() -> None:
 def create_app(settings: GatewaySettings) -> FastAPI:
     verifier = Verifier.from_settings(settings) if settings.auth == "jwt" else None
     _secure_logs()
+    # Counted below HTTP from the first connection, before the lifespan (gateway.server's guard).
+    refusals = Refusals()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -63,7 +65,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     async def serve_gateway(app: FastAPI, tracer: Tracer | None) -> AsyncIterator[None]:
         async with open_nats(settings.bus, name=f"tickwire-gateway {settings.node}") as nc:
             await ensure_stream(nc.jetstream(), settings.bus)
-            telemetry = Telemetry(settings.node, tracer, settings.metrics_dir)
+            telemetry = Telemetry(settings.node, tracer, settings.metrics_dir, refusals)
             writer = Writer(Stall(settings.stall_timeout, telemetry.stalled))
             hub = Hub(writer.write)
             feed = Feed(nc, settings, hub, telemetry)
@@ -89,6 +91,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                     stop.set()
 
     app = FastAPI(title="Tickwire gateway", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.refusals = refusals
     app.include_router(router)
     app.add_route("/sse", sse_endpoint, methods=["GET"], include_in_schema=False)
     mount_dashboard(app, settings.web_dir)

@@ -23,7 +23,6 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from types import FrameType
-from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -36,6 +35,7 @@ from gateway.admission import AdmissionLimits, ConnectionGuard, GatewayConfig, G
 from gateway.app import create_app
 from gateway.drain import drain
 from gateway.state import Gateway
+from gateway.telemetry import Refusals
 from gateway.workers import run_workers
 from gateway.ws import ABORT_EXTENSION, SEND_EXTENSION
 from services.heap import settle_heap
@@ -193,12 +193,14 @@ class GatewayServer(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-def config_for(settings: GatewaySettings, app: Callable[..., Any]) -> uvicorn.Config:
+def config_for(settings: GatewaySettings, app: FastAPI) -> uvicorn.Config:
+    """uvicorn's Config for ``app`` (gateway.app.create_app), its guard counting into the app's metrics."""
     limits = AdmissionLimits(settings.handshake_timeout, settings.max_handshakes_per_ip,
                              settings.max_connections_per_ip)
+    refusals: Refusals = app.state.refusals
     return GatewayConfig(
         app,
-        ConnectionGuard(limits),
+        ConnectionGuard(limits, refusals),
         host=settings.host,
         port=settings.port,
         loop="uvloop",

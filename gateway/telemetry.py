@@ -18,6 +18,10 @@ worker's counters and histograms in files of that folder and ``/metrics`` sums t
 gauges read from the gateway's state are published there every ``PUBLISH_INTERVAL``
 (and at each scrape by the worker answering it), summed over the live workers — the lag
 is their maximum, how far behind the pod's slowest consumer is.
+
+``Refusals`` (connections closed below HTTP, gateway.admission) is made with the app, not
+in its lifespan: uvicorn's protocols refuse connections from before the lifespan starts.
+``Telemetry`` exports it with the rest.
 """
 
 from __future__ import annotations
@@ -121,8 +125,29 @@ class _Tally:
             counts.flush()
 
 
+class Refusals:
+    """``tickwire_gateway_connections_refused_total{reason}``: connections gateway.admission closed.
+
+    Made on no registry: in one process ``Telemetry`` registers it on its own; under
+    multiprocess mode its values go to the workers' files, which every scrape sums."""
+
+    def __init__(self) -> None:
+        self.counter = Counter("tickwire_gateway_connections_refused",
+                               "Connections closed below HTTP (caps, request-head timeout), by reason",
+                               ["reason"], registry=None)
+
+    def declare(self, reasons: Iterable[str]) -> None:
+        """Export these reasons at 0 before the first refusal (so rate() has a start)."""
+        for reason in reasons:
+            self.counter.labels(reason)
+
+    def count(self, reason: str) -> None:
+        self.counter.labels(reason).inc()
+
+
 class Telemetry:
-    def __init__(self, node: str, tracer: Tracer | None, multiprocess_dir: str = "") -> None:
+    def __init__(self, node: str, tracer: Tracer | None, multiprocess_dir: str = "",
+                 refusals: Refusals | None = None) -> None:
         self.node = node
         self.tracer = tracer
         self.latency = LatencyWindow()
@@ -137,6 +162,8 @@ class Telemetry:
             metrics = self._metrics = CollectorRegistry(auto_describe=False)
             self.registry.register(_BeforeScrape(self.publish_gauges))
             MultiProcessCollector(self.registry, path=multiprocess_dir)  # type: ignore[no-untyped-call]
+        if refusals is not None and not self.multiprocess:
+            self.registry.register(refusals.counter)
         self._messages = Counter("tickwire_gateway_messages", "Messages received from JetStream",
                                  registry=metrics)
         self._deliveries = Counter("tickwire_gateway_deliveries", "Messages queued to client connections",

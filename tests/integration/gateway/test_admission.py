@@ -1,5 +1,6 @@
-"""Connection exhaustion: half-sent request heads (slowloris), per-address caps, and the SSE
-``max_connections`` check racing with its awaits (gateway.admission, Gateway.admit)."""
+"""Connection exhaustion: half-sent request heads (slowloris), per-address caps, the refusal
+counter, and the SSE ``max_connections`` check racing with its awaits (gateway.admission,
+Gateway.admit)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 import websockets
+from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.admission import Refusal
 from tests.integration.gateway.harness import Bus, Gw, StartGateway, connect
@@ -21,7 +23,9 @@ from tests.waiting import eventually
 SLOWLORIS = 2_000
 PENDING_CAP = 50
 HEAD_TIMEOUT = 4.0  # long enough to see the capped heads still held, short for a quick test
+ATTACKER = "127.0.0.1"
 OTHER_ADDRESS = ("127.0.0.2", 0)  # Linux routes all of 127/8 to lo: a second client address
+SCRAPER = "127.0.0.3"  # /metrics from an address no cap in these tests has counted against
 PARTIAL_HEAD = b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"  # never finished
 
 
@@ -53,7 +57,7 @@ class Slowloris:
 
     async def _one(self) -> None:
         opened = time.monotonic()
-        reader, writer = await asyncio.open_connection("127.0.0.1", self.gw.port)
+        reader, writer = await asyncio.open_connection(ATTACKER, self.gw.port)
         writer.write(PARTIAL_HEAD)
         sock = HalfOpen(opened, writer)
         self.sockets.append(sock)
@@ -83,6 +87,15 @@ async def slowloris(gw: Gw) -> AsyncIterator[Slowloris]:
         await attack.aclose()
 
 
+async def refused(gw: Gw) -> dict[str, float]:
+    """``tickwire_gateway_connections_refused_total`` by reason, scraped from /metrics."""
+    transport = httpx.AsyncHTTPTransport(local_address=SCRAPER)
+    async with httpx.AsyncClient(base_url=gw.http_url, timeout=10, transport=transport) as http:
+        text = (await http.get("/metrics")).text
+    family = next(f for f in text_string_to_metric_families(text) if f.name == "tickwire_gateway_connections_refused")
+    return {s.labels["reason"]: s.value for s in family.samples if s.name.endswith("_total")}
+
+
 async def test_slowloris_from_one_address_leaves_others_connecting_fast(
     start_gateway: StartGateway, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -91,13 +104,14 @@ async def test_slowloris_from_one_address_leaves_others_connecting_fast(
     3. the 1,950 beyond the cap are closed at once (EOF well before the timeout), 50 are held
     4. meanwhile a WebSocket client from 127.0.0.2 gets welcome and subscribed in < 100 ms
     5. the 50 held are closed by the timeout (EOF no sooner than 4 s after they opened)
-    6. the log has one line for the cap and one for the timeout, not one per socket."""
+    6. the log has one line for the cap and one for the timeout, not one per socket; the
+       refusal counter has 1,950 for the cap and 50 for the timeout."""
     caplog.set_level(logging.WARNING, logger="gateway.admission")
     gw = await start_gateway(handshake_timeout=HEAD_TIMEOUT, max_handshakes_per_ip=PENDING_CAP)
-    refused = SLOWLORIS - PENDING_CAP
+    refused_now = SLOWLORIS - PENDING_CAP
     async with slowloris(gw) as attack:
         await attack.open(SLOWLORIS)
-        await asyncio.wait_for(attack.closed(refused), HEAD_TIMEOUT)
+        await asyncio.wait_for(attack.closed(refused_now), HEAD_TIMEOUT)
         held = [s for s in attack.sockets if s.closed is None]
         assert len(held) == PENDING_CAP
 
@@ -112,11 +126,13 @@ async def test_slowloris_from_one_address_leaves_others_connecting_fast(
 
         await asyncio.wait_for(attack.closed(SLOWLORIS), HEAD_TIMEOUT + 5)
         fast = [s for s in attack.sockets if s.closed is not None and s.closed - s.opened < HEAD_TIMEOUT]
-        assert len(fast) == refused
+        assert len(fast) == refused_now
         assert all(s.closed is not None and s.closed - s.opened >= HEAD_TIMEOUT for s in held)
     lines = [r.getMessage() for r in caplog.records if r.name == "gateway.admission"]
-    assert sum(Refusal.HANDSHAKES.value in line for line in lines) == 1, lines
-    assert sum(Refusal.TIMEOUT.value in line for line in lines) == 1, lines
+    assert sum(Refusal.HANDSHAKES_PER_IP.text in line for line in lines) == 1, lines
+    assert sum(Refusal.TIMEOUT.text in line for line in lines) == 1, lines
+    assert await refused(gw) == {"handshakes_per_ip": refused_now, "connections_per_ip": 0,
+                                 "head_timeout": PENDING_CAP}
 
 
 async def test_a_keep_alive_connections_next_head_has_the_same_deadline(start_gateway: StartGateway) -> None:
@@ -145,26 +161,31 @@ async def test_open_connections_per_address_are_capped_when_set(start_gateway: S
     """1. a gateway allowing 2 open connections per address  2. two WebSocket clients from
     127.0.0.1 get welcome  3. a third from 127.0.0.1 is closed before any HTTP answer
     4. one from 127.0.0.2 gets welcome  5. once one of the first two has left, 127.0.0.1 may
-    connect again."""
+    connect again  6. the refusal counter has one per refused handshake."""
     gw = await start_gateway(max_connections_per_ip=2)
+    refusals = 0
     async with connect(gw) as first:
         async with connect(gw):
             with pytest.raises(websockets.InvalidHandshake):
                 async with connect(gw):
                     pass
+            refusals += 1
             async with connect(gw, local_addr=OTHER_ADDRESS) as other:
                 await other.subscribe("ticks.AAPL")
 
         async def room_again() -> bool:
+            nonlocal refusals
             try:
                 async with connect(gw) as again:
                     await again.subscribe("ticks.AAPL")
             except websockets.InvalidHandshake:
+                refusals += 1
                 return False
             return True
 
         await eventually(room_again, within=5, what="127.0.0.1 let in again")
         await first.subscribe("ticks.MSFT")
+    assert (await refused(gw))["connections_per_ip"] == refusals
 
 
 async def test_sse_max_connections_holds_for_requests_arriving_together(

@@ -1,4 +1,5 @@
-"""The per-address connection accounting and its once-per-interval log, on a fake clock."""
+"""The per-address connection accounting, its refusal counter and its once-per-interval log,
+on a fake clock."""
 
 from __future__ import annotations
 
@@ -6,8 +7,12 @@ import asyncio
 import logging
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from gateway.admission import LOG_INTERVAL, AdmissionLimits, ConnectionGuard, Refusal
+from gateway.telemetry import Refusals
+
+REFUSED = "tickwire_gateway_connections_refused_total"
 
 
 class Clock:
@@ -18,34 +23,52 @@ class Clock:
         return self.now
 
 
-def transports(n: int) -> list[asyncio.BaseTransport]:
-    return [asyncio.BaseTransport() for _ in range(n)]
+Transport = asyncio.BaseTransport
+
+
+def transports(n: int) -> list[Transport]:
+    return [Transport() for _ in range(n)]
+
+
+def guard(per_ip: int = 100, connections_per_ip: int = 0,
+          clock: Clock | None = None) -> tuple[ConnectionGuard, CollectorRegistry]:
+    registry = CollectorRegistry()
+    refusals = Refusals()
+    registry.register(refusals.counter)
+    limits = AdmissionLimits(10.0, max_handshakes_per_ip=per_ip, max_connections_per_ip=connections_per_ip)
+    return ConnectionGuard(limits, refusals, clock or Clock()), registry
+
+
+def refused(registry: CollectorRegistry) -> dict[str, float]:
+    return {r.value: registry.get_sample_value(REFUSED, {"reason": r.value}) or 0.0 for r in Refusal}
 
 
 def test_incomplete_heads_are_capped_per_address_and_released_by_head_or_loss() -> None:
-    guard = ConnectionGuard(AdmissionLimits(10.0, max_handshakes_per_ip=2, max_connections_per_ip=0), Clock())
+    g, registry = guard(per_ip=2)
     a, b, c, d = transports(4)
-    assert guard.admit(a, "10.0.0.1") and guard.admit(b, "10.0.0.1")
-    assert not guard.admit(c, "10.0.0.1")
-    assert guard.admit(c, "10.0.0.2")  # another address has its own count
-    guard.head_complete(a)
-    assert guard.admit(d, "10.0.0.1")
-    guard.lost(b)
-    guard.lost(b)  # both protocols of an upgraded connection report its end
-    assert guard.admit(b, "10.0.0.1")
-    assert not guard.admit(asyncio.BaseTransport(), "10.0.0.1")
+    assert g.admit(a, "10.0.0.1") and g.admit(b, "10.0.0.1")
+    assert not g.admit(c, "10.0.0.1")
+    assert g.admit(c, "10.0.0.2")  # another address has its own count
+    g.head_complete(a)
+    assert g.admit(d, "10.0.0.1")
+    g.lost(b)
+    g.lost(b)  # both protocols of an upgraded connection report its end
+    assert g.admit(b, "10.0.0.1")
+    assert not g.admit(Transport(), "10.0.0.1")
+    assert refused(registry)["handshakes_per_ip"] == 2
 
 
 def test_open_connections_are_capped_only_when_set() -> None:
-    guard = ConnectionGuard(AdmissionLimits(10.0, max_handshakes_per_ip=100, max_connections_per_ip=2), Clock())
+    g, registry = guard(connections_per_ip=2)
     a, b, c = transports(3)
     for t in (a, b):
-        assert guard.admit(t, "10.0.0.1")
-        guard.head_complete(t)
-    assert not guard.admit(c, "10.0.0.1")
-    guard.lost(a)
-    assert guard.admit(c, "10.0.0.1")
-    uncapped = ConnectionGuard(AdmissionLimits(10.0, max_handshakes_per_ip=1, max_connections_per_ip=0), Clock())
+        assert g.admit(t, "10.0.0.1")
+        g.head_complete(t)
+    assert not g.admit(c, "10.0.0.1")
+    g.lost(a)
+    assert g.admit(c, "10.0.0.1")
+    assert refused(registry)["connections_per_ip"] == 1
+    uncapped, _ = guard(per_ip=1)
     for t in transports(50):
         assert uncapped.admit(t, "10.0.0.1")
         uncapped.head_complete(t)
@@ -54,13 +77,15 @@ def test_open_connections_are_capped_only_when_set() -> None:
 def test_refusals_are_logged_once_per_address_and_interval_with_the_count(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="gateway.admission")
     clock = Clock()
-    guard = ConnectionGuard(AdmissionLimits(10.0, max_handshakes_per_ip=1, max_connections_per_ip=0), clock)
-    assert guard.admit(asyncio.BaseTransport(), "10.0.0.1")
+    g, registry = guard(per_ip=1, clock=clock)
+    assert g.admit(Transport(), "10.0.0.1")
     for _ in range(500):
-        assert not guard.admit(asyncio.BaseTransport(), "10.0.0.1")
-    guard.notices.note("10.0.0.1", Refusal.TIMEOUT)  # another reason: a line of its own
+        assert not g.admit(Transport(), "10.0.0.1")
+    g.refused("10.0.0.1", Refusal.TIMEOUT)  # another reason: a line of its own
     assert len(caplog.records) == 2
     clock.now += LOG_INTERVAL
-    assert not guard.admit(asyncio.BaseTransport(), "10.0.0.1")
+    assert not g.admit(Transport(), "10.0.0.1")
     assert len(caplog.records) == 3
     assert "(and 499 more since the last line)" in caplog.records[-1].getMessage()
+    assert refused(registry)["handshakes_per_ip"] == 501
+    assert refused(registry)["head_timeout"] == 1
