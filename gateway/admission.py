@@ -1,4 +1,4 @@
-"""TCP connections by client address, below HTTP: the request-head deadline and per-address caps.
+"""TCP connections by client address, below HTTP: the request-head deadline and the caps.
 
 uvicorn's h11 protocol arms its only timer (keep-alive) after a response, so a client that
 opens sockets and never finishes a request head holds each one forever (slowloris), and one
@@ -11,20 +11,38 @@ address may open as many as the process has file descriptors. Here:
   not complete yet; the next is closed at once;
 * optionally (``max_connections_per_ip``, 0 = no cap) one address may hold at most that many
   open connections of any kind. Behind a proxy every client has the proxy's address, so it
-  is off by default (docs/security.md).
+  is off by default (docs/security.md);
+* the whole process holds at most ``max_handshakes`` connections whose first head is not
+  complete, whatever their addresses: an attacker with many addresses escapes the caps
+  above. Past it the **oldest** pending connection is closed to make room, not the newest
+  refused. Refusing the newest would hand the process to a distributed slowloris: it needs
+  only ``max_handshakes`` sockets per ``handshake_timeout`` (410/s at the defaults) to keep
+  every honest client out. An honest client sends its head one round trip after it
+  connects, so it is the youngest pending connection almost always; to evict it an attacker
+  must open ``max_handshakes`` connections within that round trip (tens of thousands a
+  second), and what goes first is what has waited longest, most likely a slowloris socket.
+  FreeBSD's SYN cache sheds the same way (its oldest entry, when a bucket is full). An
+  evicted connection is closed without an answer: it is shed under load, not late.
+
+An address here is an IPv4 address, or an IPv6 address's /64 prefix: any IPv6 host may use
+every address of its /64 (SLAAC privacy addresses), so per-address caps keyed by the full
+address would cap nothing. IPv4-mapped IPv6 addresses (a dual-stack socket) count as IPv4.
 
 Each refusal is counted in ``tickwire_gateway_connections_refused_total{reason}`` (the
 ``Refusal`` values; gateway.telemetry) and logged once per address and reason per
-``LOG_INTERVAL``, not once per connection: a flood must not flood the log. The caps are per
-process (per worker).
+``LOG_INTERVAL``, not once per connection: a flood must not flood the log. The two reasons
+a distributed attack produces from every address, the process-wide cap and the timeout, are
+logged once per interval for the whole process, naming the address of the first. The caps
+are per process (per worker).
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -42,6 +60,7 @@ log = logging.getLogger(__name__)
 
 LOG_INTERVAL = 60.0  # seconds between two log lines about the same address and reason
 PRUNE_AT = 1024  # notice entries kept before the stale ones are dropped
+IPV6_PREFIX = 64  # the block one IPv6 host may draw addresses from
 
 
 class Refusal(StrEnum):
@@ -49,16 +68,22 @@ class Refusal(StrEnum):
 
     HANDSHAKES_PER_IP = "handshakes_per_ip"
     CONNECTIONS_PER_IP = "connections_per_ip"
+    HANDSHAKES = "handshakes"
     TIMEOUT = "head_timeout"
 
     @property
     def text(self) -> str:
         return _TEXT[self]
 
+    @property
+    def per_address(self) -> bool:
+        return self in (Refusal.HANDSHAKES_PER_IP, Refusal.CONNECTIONS_PER_IP)
+
 
 _TEXT = {
     Refusal.HANDSHAKES_PER_IP: "too many incomplete request heads from this address",
     Refusal.CONNECTIONS_PER_IP: "too many connections from this address",
+    Refusal.HANDSHAKES: "too many incomplete request heads in this process: the oldest is shed",
     Refusal.TIMEOUT: "request head not complete in time",
 }
 
@@ -68,6 +93,20 @@ class AdmissionLimits:
     handshake_timeout: float
     max_handshakes_per_ip: int
     max_connections_per_ip: int  # 0: no cap
+    max_handshakes: int = 4096  # over all addresses
+
+
+def address_key(host: str) -> str:
+    """What the per-address caps count by: the IPv4 address, or the IPv6 address's /64."""
+    if ":" not in host:
+        return host  # IPv4 (or "local"): as it is, no parsing on the common path
+    try:
+        ip = ipaddress.IPv6Address(host)
+    except ValueError:
+        return host
+    if ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ipaddress.IPv6Network((int(ip) >> (128 - IPV6_PREFIX) << (128 - IPV6_PREFIX), IPV6_PREFIX)))
 
 
 class Notices:
@@ -78,7 +117,7 @@ class Notices:
         self._seen: dict[tuple[str, Refusal], tuple[float, int]] = {}
 
     def note(self, address: str, refusal: Refusal) -> None:
-        now, key = self.clock(), (address, refusal)
+        now, key = self.clock(), (address if refusal.per_address else "", refusal)
         seen = self._seen.get(key)
         if seen is not None and now - seen[0] < self.interval:
             self._seen[key] = (seen[0], seen[1] + 1)
@@ -101,20 +140,32 @@ class ConnectionGuard:
         self.notices = Notices(LOG_INTERVAL, clock)
         self._heads: Counter[str] = Counter()  # connections whose first head is incomplete
         self._open: Counter[str] = Counter()
-        self._held: dict[asyncio.BaseTransport, tuple[str, bool]] = {}  # → (address, head pending)
+        self._held: dict[asyncio.BaseTransport, str] = {}  # → address key
+        # Connections whose first head is incomplete, oldest first (the one shed at the cap).
+        self._pending: OrderedDict[asyncio.BaseTransport, None] = OrderedDict()
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
 
     def admit(self, transport: asyncio.BaseTransport, address: str) -> bool:
-        """Count a new connection in, or count and log why it may not be (the caller closes it)."""
+        """Count a new connection in, or count and log why it may not be (the caller closes it).
+
+        At the process-wide cap the oldest pending connection is closed here instead."""
         limits = self.limits
-        refusal = None
         if self._heads[address] >= limits.max_handshakes_per_ip:
-            refusal = Refusal.HANDSHAKES_PER_IP
-        elif limits.max_connections_per_ip and self._open[address] >= limits.max_connections_per_ip:
-            refusal = Refusal.CONNECTIONS_PER_IP
-        if refusal is not None:
-            self.refused(address, refusal)
+            self.refused(address, Refusal.HANDSHAKES_PER_IP)
             return False
-        self._held[transport] = (address, True)
+        if limits.max_connections_per_ip and self._open[address] >= limits.max_connections_per_ip:
+            self.refused(address, Refusal.CONNECTIONS_PER_IP)
+            return False
+        while len(self._pending) >= limits.max_handshakes:
+            oldest = next(iter(self._pending))
+            self.head_complete(oldest)  # off the counts now: its connection_lost comes later
+            self.refused(self._held[oldest], Refusal.HANDSHAKES)
+            oldest.close()
+        self._held[transport] = address
+        self._pending[transport] = None
         self._heads[address] += 1
         self._open[address] += 1
         return True
@@ -124,17 +175,15 @@ class ConnectionGuard:
         self.notices.note(address, refusal)
 
     def head_complete(self, transport: asyncio.BaseTransport) -> None:
-        held = self._held.get(transport)
-        if held is not None and held[1]:
-            self._held[transport] = (held[0], False)
-            _decrement(self._heads, held[0])
+        if self._pending.pop(transport, False) is None:
+            _decrement(self._heads, self._held[transport])
 
     def lost(self, transport: asyncio.BaseTransport) -> None:
         """The connection is gone (idempotent: both protocols of an upgraded one call it)."""
         self.head_complete(transport)
-        held = self._held.pop(transport, None)
-        if held is not None:
-            _decrement(self._open, held[0])
+        address = self._held.pop(transport, None)
+        if address is not None:
+            _decrement(self._open, address)
 
 
 def _decrement(counts: Counter[str], address: str) -> None:
@@ -164,10 +213,13 @@ class GuardedHttpProtocol(H11Protocol):
         super().__init__(config, server_state, app_state, _loop)
         self.guard = guard_of(config)
         self.head_deadline: asyncio.TimerHandle | None = None
+        self.address = "local"
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        if not self.guard.admit(transport, self._address()):
+        # No peer address: a Unix socket.
+        self.address = address_key(self.client[0]) if self.client else "local"
+        if not self.guard.admit(transport, self.address):
             transport.close()
             return
         self._await_head()
@@ -186,9 +238,6 @@ class GuardedHttpProtocol(H11Protocol):
         self.guard.lost(self.transport)
         super().connection_lost(exc)
 
-    def _address(self) -> str:
-        return self.client[0] if self.client else "local"  # no peer address: a Unix socket
-
     def _await_head(self) -> None:
         self.head_deadline = self.loop.call_later(self.guard.limits.handshake_timeout, self._head_too_slow)
 
@@ -203,5 +252,7 @@ class GuardedHttpProtocol(H11Protocol):
 
     def _head_too_slow(self) -> None:
         self.head_deadline = None
-        self.guard.refused(self._address(), Refusal.TIMEOUT)
+        if self.transport.is_closing():
+            return  # closed already (shed at the cap, or the peer went): nothing to answer
+        self.guard.refused(self.address, Refusal.TIMEOUT)
         self.transport.close()

@@ -3,7 +3,7 @@
 WebSocket settings are the contract's, not uvicorn's permissive defaults (16 MiB frames,
 compression on: facts.md): frames above ``max_frame_bytes`` close with 1009, no
 per-message deflate. Below HTTP, every connection passes gateway.admission: a deadline on
-request heads and per-address caps (slowloris).
+request heads, per-address and process-wide caps (slowloris).
 
 ``GatewayServer`` drains before uvicorn shuts down. uvicorn's own shutdown closes every
 WebSocket with 1012 at once (facts.md), so the signal handler only marks the replica as
@@ -196,7 +196,7 @@ class GatewayServer(uvicorn.Server):
 def config_for(settings: GatewaySettings, app: FastAPI) -> uvicorn.Config:
     """uvicorn's Config for ``app`` (gateway.app.create_app), its guard counting into the app's metrics."""
     limits = AdmissionLimits(settings.handshake_timeout, settings.max_handshakes_per_ip,
-                             settings.max_connections_per_ip)
+                             settings.max_connections_per_ip, settings.max_handshakes)
     refusals: Refusals = app.state.refusals
     return GatewayConfig(
         app,

@@ -176,11 +176,14 @@ class GatewaySettings(_ServiceSettings):
     replay_buffer: PositiveInt = env_var("TICKWIRE_REPLAY_BUFFER", 200_000)
     max_connections: PositiveInt = env_var("TICKWIRE_MAX_CONNECTIONS", 10_000)
     # Below HTTP (gateway.admission): seconds to send a whole request head (the WebSocket
-    # upgrade's included), connections per address whose head is incomplete, and open
-    # connections per address (0: no cap; behind a proxy every client has its address).
+    # upgrade's included), connections per address (IPv6: per /64) whose head is incomplete,
+    # open connections per address (0: no cap; behind a proxy every client has its
+    # address), and connections whose head is incomplete over all addresses (past it the
+    # oldest is closed).
     handshake_timeout: PositiveFloat = env_var("TICKWIRE_HANDSHAKE_TIMEOUT", 10.0)
     max_handshakes_per_ip: PositiveInt = env_var("TICKWIRE_MAX_HANDSHAKES_PER_IP", 1024)
     max_connections_per_ip: NonNegativeInt = env_var("TICKWIRE_MAX_CONNECTIONS_PER_IP", 0)
+    max_handshakes: PositiveInt = env_var("TICKWIRE_MAX_HANDSHAKES", 4096)
     max_subscriptions: PositiveInt = env_var("TICKWIRE_MAX_SUBSCRIPTIONS", 128)
     max_frame_bytes: PositiveInt = env_var("TICKWIRE_MAX_FRAME_BYTES", 64 * 1024)
     outbox_bytes: PositiveInt = env_var("TICKWIRE_OUTBOX_BYTES", 4 * 1024 * 1024)

@@ -1,6 +1,6 @@
-"""Connection exhaustion: half-sent request heads (slowloris), per-address caps, the refusal
-counter, and the SSE ``max_connections`` check racing with its awaits (gateway.admission,
-Gateway.admit)."""
+"""Connection exhaustion: half-sent request heads (slowloris) from one address and from many,
+per-address caps, the refusal counter, and the SSE ``max_connections`` check racing with
+its awaits (gateway.admission, Gateway.admit)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 import websockets
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.admission import Refusal
+from gateway.admission import Refusal, guard_of
 from tests.integration.gateway.harness import Bus, Gw, StartGateway, connect
 from tests.waiting import eventually
 
@@ -31,15 +31,17 @@ PARTIAL_HEAD = b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n" 
 
 @dataclass
 class HalfOpen:
-    """One slowloris socket: when it was opened and, once the server let go, when it closed."""
+    """One slowloris socket: when it was opened and, once the server let go, when it closed
+    and what it had answered (nothing, so far)."""
 
     opened: float
     writer: asyncio.StreamWriter
     closed: float | None = None
+    answer: bytes = b""
 
 
 class Slowloris:
-    """Sockets from 127.0.0.1 that each send a partial request head and never finish it."""
+    """Sockets that each send a partial request head and never finish it."""
 
     def __init__(self, gw: Gw) -> None:
         self.gw = gw
@@ -47,25 +49,27 @@ class Slowloris:
         self.changed = asyncio.Condition()
         self._watchers: list[asyncio.Task[None]] = []
 
-    async def open(self, count: int) -> None:
-        await asyncio.gather(*(self._one() for _ in range(count)))
+    async def open(self, count: int, hosts: tuple[str, ...] = (ATTACKER,)) -> list[HalfOpen]:
+        """``count`` sockets, from ``hosts`` in turn; once each has sent its partial head."""
+        return await asyncio.gather(*(self._one(hosts[i % len(hosts)]) for i in range(count)))
 
     async def closed(self, count: int) -> None:
         """Until ``count`` sockets have seen the server close them."""
         async with self.changed:
             await self.changed.wait_for(lambda: sum(s.closed is not None for s in self.sockets) >= count)
 
-    async def _one(self) -> None:
+    async def _one(self, host: str) -> HalfOpen:
         opened = time.monotonic()
-        reader, writer = await asyncio.open_connection(ATTACKER, self.gw.port)
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.gw.port, local_addr=(host, 0))
         writer.write(PARTIAL_HEAD)
         sock = HalfOpen(opened, writer)
         self.sockets.append(sock)
         self._watchers.append(asyncio.create_task(self._watch(reader, sock)))
+        return sock
 
     async def _watch(self, reader: asyncio.StreamReader, sock: HalfOpen) -> None:
         with contextlib.suppress(ConnectionError):  # a close with our head unread is a reset
-            assert await reader.read(1) == b""  # the server never answers a half head
+            sock.answer = await reader.read()
         sock.closed = time.monotonic()
         async with self.changed:
             self.changed.notify_all()
@@ -101,7 +105,8 @@ async def test_slowloris_from_one_address_leaves_others_connecting_fast(
 ) -> None:
     """1. a gateway with a 4 s head timeout and 50 incomplete heads per address
     2. 2,000 sockets from 127.0.0.1 each send a partial upgrade request and never finish it
-    3. the 1,950 beyond the cap are closed at once (EOF well before the timeout), 50 are held
+    3. the 1,950 beyond the cap are closed at once (EOF well before the timeout, no answer),
+       50 are held
     4. meanwhile a WebSocket client from 127.0.0.2 gets welcome and subscribed in < 100 ms
     5. the 50 held are closed by the timeout (EOF no sooner than 4 s after they opened)
     6. the log has one line for the cap and one for the timeout, not one per socket; the
@@ -127,12 +132,49 @@ async def test_slowloris_from_one_address_leaves_others_connecting_fast(
         await asyncio.wait_for(attack.closed(SLOWLORIS), HEAD_TIMEOUT + 5)
         fast = [s for s in attack.sockets if s.closed is not None and s.closed - s.opened < HEAD_TIMEOUT]
         assert len(fast) == refused_now
+        assert all(s.answer == b"" for s in fast)
         assert all(s.closed is not None and s.closed - s.opened >= HEAD_TIMEOUT for s in held)
+        assert all(s.answer == b"" for s in held)
     lines = [r.getMessage() for r in caplog.records if r.name == "gateway.admission"]
     assert sum(Refusal.HANDSHAKES_PER_IP.text in line for line in lines) == 1, lines
     assert sum(Refusal.TIMEOUT.text in line for line in lines) == 1, lines
-    assert await refused(gw) == {"handshakes_per_ip": refused_now, "connections_per_ip": 0,
+    assert await refused(gw) == {"handshakes_per_ip": refused_now, "connections_per_ip": 0, "handshakes": 0,
                                  "head_timeout": PENDING_CAP}
+
+
+async def test_slowloris_from_many_addresses_sheds_the_oldest_and_lets_new_clients_in(
+    start_gateway: StartGateway,
+) -> None:
+    """1. a gateway allowing 50 incomplete heads in the process, 1,024 per address, and a
+       30 s head timeout (nothing below is the timeout's doing)
+    2. a first wave of 50 partial upgrade heads from 50 addresses, 127.0.0.10-59: all held
+    3. a second wave of 50 from 127.0.0.60-109: each sheds one of the first (EOF, no
+       answer), the second is held
+    4. a WebSocket client from 127.0.0.2 gets welcome and subscribed in < 100 ms: it shed
+       one head of the second wave, the oldest still pending
+    5. the refusal counter has 51 for the process-wide cap."""
+    gw = await start_gateway(handshake_timeout=30.0, max_handshakes=PENDING_CAP)
+    guard = guard_of(gw.server.config)
+    hosts = tuple(f"127.0.0.{i}" for i in range(10, 10 + 2 * PENDING_CAP))
+    async with slowloris(gw) as attack:
+        first = await attack.open(PENDING_CAP, hosts[:PENDING_CAP])
+        # Nothing answers a half head: the server's count is the only sign all are in.
+        await eventually(lambda: guard.pending == PENDING_CAP, within=5, what="the first wave pending")
+        second = await attack.open(PENDING_CAP, hosts[PENDING_CAP:])
+        await asyncio.wait_for(attack.closed(PENDING_CAP), 5)
+        assert all(s.closed is not None and s.answer == b"" for s in first)
+        assert all(s.closed is None for s in second)
+
+        started = time.monotonic()
+        async with connect(gw, local_addr=OTHER_ADDRESS) as client:
+            await client.subscribe("ticks.AAPL")
+        took = time.monotonic() - started
+        print(f"\nwelcome + subscribed beside {PENDING_CAP} pending heads at the cap: {took * 1000:.1f} ms")  # noqa: T201
+        assert took < 0.1
+        await asyncio.wait_for(attack.closed(PENDING_CAP + 1), 5)
+        assert sum(s.closed is not None for s in second) == 1
+    await eventually(lambda: guard.pending == 0, within=5, what="the attack's sockets gone")
+    assert (await refused(gw))["handshakes"] == PENDING_CAP + 1
 
 
 async def test_a_keep_alive_connections_next_head_has_the_same_deadline(start_gateway: StartGateway) -> None:
