@@ -5,8 +5,9 @@ opens sockets and never finishes a request head holds each one forever (slowlori
 address may open as many as the process has file descriptors. Here:
 
 * a connection must complete each HTTP request head (a WebSocket upgrade's included) within
-  ``handshake_timeout`` seconds of its first byte (of the connection, for the first head),
-  or it is closed;
+  ``handshake_timeout`` seconds of its first byte (of the connection, for the first head).
+  If it has sent part of one it is answered ``408 Request Timeout`` (``Connection: close``)
+  and closed, as nginx and uvicorn's users expect; if it has sent nothing it is only closed;
 * one address may hold at most ``max_handshakes_per_ip`` connections whose first head is
   not complete yet; the next is closed at once;
 * optionally (``max_connections_per_ip``, 0 = no cap) one address may hold at most that many
@@ -61,6 +62,11 @@ log = logging.getLogger(__name__)
 LOG_INTERVAL = 60.0  # seconds between two log lines about the same address and reason
 PRUNE_AT = 1024  # notice entries kept before the stale ones are dropped
 IPV6_PREFIX = 64  # the block one IPv6 host may draw addresses from
+_TIMEOUT_BODY = b"request head not complete in time\n"
+REQUEST_TIMEOUT = (
+    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
+    b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(_TIMEOUT_BODY), _TIMEOUT_BODY)
+)
 
 
 class Refusal(StrEnum):
@@ -213,6 +219,7 @@ class GuardedHttpProtocol(H11Protocol):
         super().__init__(config, server_state, app_state, _loop)
         self.guard = guard_of(config)
         self.head_deadline: asyncio.TimerHandle | None = None
+        self.head_begun = False  # a byte of the awaited head has arrived (then a timeout is 408)
         self.address = "local"
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -230,8 +237,10 @@ class GuardedHttpProtocol(H11Protocol):
         # upgrade, the transport handed to the WebSocket protocol) or an error and a close.
         if self.conn.their_state is not h11.IDLE:
             self._head_in()
-        elif self.head_deadline is None and not self.transport.is_closing():
-            self._await_head()  # a keep-alive connection's next head has begun
+        elif not self.transport.is_closing():
+            self.head_begun = self.head_begun or bool(data)
+            if self.head_deadline is None:
+                self._await_head()  # a keep-alive connection's next head has begun
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_deadline()
@@ -243,6 +252,7 @@ class GuardedHttpProtocol(H11Protocol):
 
     def _head_in(self) -> None:
         self._cancel_deadline()
+        self.head_begun = False
         self.guard.head_complete(self.transport)
 
     def _cancel_deadline(self) -> None:
@@ -255,4 +265,8 @@ class GuardedHttpProtocol(H11Protocol):
         if self.transport.is_closing():
             return  # closed already (shed at the cap, or the peer went): nothing to answer
         self.guard.refused(self.address, Refusal.TIMEOUT)
+        if self.head_begun:
+            # Raw bytes, not h11: h11 will not send a response before it has a request.
+            # close() sends them first; the head's bytes were all read, so no reset drops them.
+            self.transport.write(REQUEST_TIMEOUT)
         self.transport.close()

@@ -1,6 +1,6 @@
 """Connection exhaustion: half-sent request heads (slowloris) from one address and from many,
-per-address caps, the refusal counter, and the SSE ``max_connections`` check racing with
-its awaits (gateway.admission, Gateway.admit)."""
+the 408 at the head deadline, per-address caps, the refusal counter, and the SSE
+``max_connections`` check racing with its awaits (gateway.admission, Gateway.admit)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 import websockets
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.admission import Refusal, guard_of
+from gateway.admission import REQUEST_TIMEOUT, Refusal, guard_of
 from tests.integration.gateway.harness import Bus, Gw, StartGateway, connect
 from tests.waiting import eventually
 
@@ -32,7 +32,7 @@ PARTIAL_HEAD = b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n" 
 @dataclass
 class HalfOpen:
     """One slowloris socket: when it was opened and, once the server let go, when it closed
-    and what it had answered (nothing, so far)."""
+    and what it had answered (the 408, or nothing)."""
 
     opened: float
     writer: asyncio.StreamWriter
@@ -108,7 +108,8 @@ async def test_slowloris_from_one_address_leaves_others_connecting_fast(
     3. the 1,950 beyond the cap are closed at once (EOF well before the timeout, no answer),
        50 are held
     4. meanwhile a WebSocket client from 127.0.0.2 gets welcome and subscribed in < 100 ms
-    5. the 50 held are closed by the timeout (EOF no sooner than 4 s after they opened)
+    5. the 50 held are answered 408 and closed by the timeout (no sooner than 4 s after they
+       opened)
     6. the log has one line for the cap and one for the timeout, not one per socket; the
        refusal counter has 1,950 for the cap and 50 for the timeout."""
     caplog.set_level(logging.WARNING, logger="gateway.admission")
@@ -134,7 +135,7 @@ async def test_slowloris_from_one_address_leaves_others_connecting_fast(
         assert len(fast) == refused_now
         assert all(s.answer == b"" for s in fast)
         assert all(s.closed is not None and s.closed - s.opened >= HEAD_TIMEOUT for s in held)
-        assert all(s.answer == b"" for s in held)
+        assert all(s.answer == REQUEST_TIMEOUT for s in held)
     lines = [r.getMessage() for r in caplog.records if r.name == "gateway.admission"]
     assert sum(Refusal.HANDSHAKES_PER_IP.text in line for line in lines) == 1, lines
     assert sum(Refusal.TIMEOUT.text in line for line in lines) == 1, lines
@@ -177,10 +178,40 @@ async def test_slowloris_from_many_addresses_sheds_the_oldest_and_lets_new_clien
     assert (await refused(gw))["handshakes"] == PENDING_CAP + 1
 
 
+async def test_a_head_sent_in_part_is_answered_408_at_the_deadline(
+    start_gateway: StartGateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    """1. a gateway with a 1 s head timeout
+    2. one socket sends half a request head, another sends nothing
+    3. the first is answered 408 Request Timeout (Connection: close) and closed, the second
+       only closed, both no sooner than the timeout
+    4. no traceback in the log; the refusal counter has 2 for the timeout."""
+    timeout = 1.0
+    gw = await start_gateway(handshake_timeout=timeout)
+    sent = time.monotonic()
+    partial_reader, partial = await asyncio.open_connection("127.0.0.1", gw.port)
+    silent_reader, silent = await asyncio.open_connection("127.0.0.1", gw.port)
+    try:
+        partial.write(b"GET /healthz HTTP/1.1\r\nHost:")
+        answer = await asyncio.wait_for(partial_reader.read(), timeout + 3)
+        assert await asyncio.wait_for(silent_reader.read(), timeout + 3) == b""
+        assert time.monotonic() - sent >= timeout
+    finally:
+        partial.close()
+        silent.close()
+    assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n"), answer
+    head, body = answer.split(b"\r\n\r\n", 1)
+    assert b"connection: close" in head.lower()
+    assert body == b"request head not complete in time\n"
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+    assert (await refused(gw))["head_timeout"] == 2
+
+
 async def test_a_keep_alive_connections_next_head_has_the_same_deadline(start_gateway: StartGateway) -> None:
     """1. a gateway with a 1 s head timeout  2. one whole request on a keep-alive connection,
     answered 200  3. half of a second request head, never finished (it stops uvicorn's own
-    keep-alive timer)  4. the server closes the connection, no sooner than the timeout."""
+    keep-alive timer)  4. the server answers 408 and closes the connection, no sooner than
+    the timeout."""
     timeout = 1.0
     gw = await start_gateway(handshake_timeout=timeout)
     reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
@@ -193,7 +224,7 @@ async def test_a_keep_alive_connections_next_head_has_the_same_deadline(start_ga
         await reader.readexactly(length)
         sent = time.monotonic()
         writer.write(b"GET /healthz HTTP/1.1\r\nHost:")
-        assert await asyncio.wait_for(reader.read(), timeout + 3) == b""
+        assert await asyncio.wait_for(reader.read(), timeout + 3) == REQUEST_TIMEOUT
         assert time.monotonic() - sent >= timeout
     finally:
         writer.close()
