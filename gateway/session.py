@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+from collections.abc import Callable, Iterable, Set
 from typing import TYPE_CHECKING
 
 from gateway.hub import Run
@@ -22,6 +23,7 @@ from gateway.message import Message
 from gateway.outbox import Outbox, OutboxLimits
 from gateway.tokens import Grant
 from services.protocol import CloseCode
+from services.subjects import is_literal, matcher
 
 if TYPE_CHECKING:
     from gateway.writer import Writer
@@ -46,8 +48,12 @@ class Session:
     def __init__(self, session_id: str, limits: OutboxLimits) -> None:
         self.id = session_id
         self.state = SessionState.OPEN
-        # The live patterns: the hub delivers their messages.
-        self.patterns: set[str] = set()
+        # The live patterns: the hub delivers their messages (changed through add_pattern
+        # and remove_pattern, which keep ``_covers`` in step).
+        self._patterns: set[str] = set()
+        # ``already_live``'s test of a topic against the live patterns, built when first
+        # needed after they change: a snapshot or catch-up asks it of thousands of messages.
+        self._covers: Callable[[str], bool] | None = None
         # What the connection's token allows (gateway.auth); None when auth is off.
         self.grant: Grant | None = None
         self.close_code: int = CloseCode.NORMAL
@@ -111,6 +117,18 @@ class Session:
 
     # ---- subscriptions -------------------------------------------------------------
 
+    @property
+    def patterns(self) -> Set[str]:
+        return self._patterns
+
+    def add_pattern(self, pattern: str) -> None:
+        self._patterns.add(pattern)
+        self._covers = None
+
+    def remove_pattern(self, pattern: str) -> None:
+        self._patterns.discard(pattern)
+        self._covers = None
+
     def already_live(self, message: Message) -> bool:
         """True when a live pattern of this session covers ``message``'s topic.
 
@@ -118,7 +136,11 @@ class Session:
         live: a subscription added later must not replay or snapshot the topic again, or the
         connection would get seqs it has had, or older ones after newer (the seq alone cannot
         tell which: a resumed pattern covers its topics from its ``since``, not its go-live)."""
-        return any(message.matched_by(pattern) for pattern in self.patterns)
+        if message.is_gap or not self._patterns:  # gap notices are rare and name a channel
+            return any(message.matched_by(pattern) for pattern in self._patterns)
+        if self._covers is None:
+            self._covers = covering(self._patterns)
+        return self._covers(message.topic)
 
     # ---- queuing -------------------------------------------------------------------
 
@@ -207,3 +229,18 @@ class Session:
         if self._room is not None:
             self._room.set()
             self._room = None
+
+
+def covering(patterns: Iterable[str]) -> Callable[[str], bool]:
+    """A test of a topic against ``patterns``: literals by set lookup, wildcards by one regex.
+
+    ``matched_by`` pattern by pattern cost ~0.5 s for a ``ticks.*`` snapshot of 10,000
+    subjects under 127 live literals (the limit is 128 subscriptions), and one regex of 127
+    literals takes ~3 ms to compile."""
+    patterns = list(patterns)
+    literals = frozenset(p for p in patterns if is_literal(p))
+    wildcards = [p for p in patterns if not is_literal(p)]
+    if not wildcards:
+        return literals.__contains__
+    match = matcher(wildcards)
+    return lambda topic: topic in literals or match(topic) is not None
