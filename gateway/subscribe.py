@@ -3,8 +3,18 @@
 The rule that keeps a resume exact: a pattern goes live in the same synchronous step (no
 ``await`` in between) that finds nothing left to replay below the head. Replay advances a
 cursor through JetStream (older than the ring), then the ring, in chunks; between chunks it
-may await (outbox room, JetStream) while the feed moves on, and the next chunk picks up at
-the cursor wherever that now is. Topics a live pattern of the session already covers are
+yields and may await (outbox room, JetStream) while the feed moves on, and the next chunk
+picks up at the cursor wherever that now is.
+
+A snapshot is the latest message of each matching subject as of the head H that
+``subscribed`` carries, copied in that same step and delivered in seq order a step at a
+time (``SNAPSHOT_CHUNK`` messages, or until the outbox is half full, then a yield and a
+wait for room): a ``ticks.*`` snapshot of 10,000 subjects neither holds the loop nor
+overflows the outbox bound. Its patterns are not live meanwhile; what reached them after H
+follows as a resume from H (a fresh topic's messages up to H are the snapshot's, never
+replayed), then they go live by the rule above. So a client sees what an instant snapshot
+would give: ``subscribed``, each topic's latest once, then every newer seq, overall in
+increasing seq. Topics a live pattern of the session already covers are
 left out of a new subscription's snapshot and replay, whatever their seq: that pattern
 delivers them, so a connection gets each seq once and, per topic, in increasing order. A
 resume of overlapping subscriptions that should replay them all goes in one frame.
