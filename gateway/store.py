@@ -4,7 +4,8 @@ JetStream's batched direct get (nats-server ≥ 2.11, stream ``allow_direct``) a
 request with up to ``batch`` messages followed by an end-of-batch status (204), so a
 catch-up costs one round trip per batch and no consumer on the server (one consumer per
 client does not scale: nats-server #5609, #4841). nats.py has no helper for the batched
-form, hence the small request loop here.
+form, hence the small request loop here. Identical catch-up reads in flight at once (100
+clients resuming from the same seq) share one request (``read_from``).
 """
 
 from __future__ import annotations
@@ -43,15 +44,43 @@ class Store:
         self._prefix = prefix
         # Bounds how many catch-up reads one replica puts on JetStream at a time.
         self._slots = asyncio.Semaphore(concurrency)
+        # (seq, filter, batch) → the answer of the read in flight for it, which callers
+        # asking the same meanwhile await instead of reading again.
+        self._reads: dict[tuple[int, str, int], asyncio.Future[Batch]] = {}
 
     def filter_for(self, patterns: list[str]) -> str:
         """One subject filter covering ``patterns`` (the caller still filters each message)."""
         return f"{self._prefix}.{patterns[0]}" if len(patterns) == 1 else f"{self._prefix}.>"
 
     async def read_from(self, seq: int, subject_filter: str, batch: int) -> Batch:
-        """Up to ``batch`` messages with seq ≥ ``seq`` on ``subject_filter``, in order."""
-        request = {"seq": max(seq, 1), "batch": batch, "next_by_subj": subject_filter}
-        return await self._request(request)
+        """Up to ``batch`` messages with seq ≥ ``seq`` on ``subject_filter``, in order.
+
+        The caller that asks first reads; others asking the same before it has its answer
+        get that answer (or its error). Should the first be cancelled, they read again."""
+        key = (max(seq, 1), subject_filter, batch)
+        while (shared := self._reads.get(key)) is not None:
+            try:
+                # Shielded: one follower cancelled (its client gone) cancels only itself.
+                return await asyncio.shield(shared)
+            except asyncio.CancelledError:
+                if not shared.cancelled() or asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                    raise
+        answer: asyncio.Future[Batch] = asyncio.get_running_loop().create_future()
+        self._reads[key] = answer
+        try:
+            result = await self._request({"seq": key[0], "batch": batch, "next_by_subj": subject_filter})
+        except Exception as exc:
+            answer.set_exception(exc)
+            answer.exception()  # retrieved: with no follower asyncio would log it as unhandled
+            raise
+        except BaseException:
+            answer.cancel()  # the followers read for themselves
+            raise
+        else:
+            answer.set_result(result)
+            return result
+        finally:
+            del self._reads[key]
 
     async def last_per_subject(self, up_to_seq: int) -> list[Message]:
         """The last message of every subject with seq ≤ ``up_to_seq``, in seq order."""
