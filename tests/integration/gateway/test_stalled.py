@@ -13,7 +13,8 @@ import os
 import re
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
 
 import httpx
 import pytest
@@ -37,16 +38,44 @@ CLOSE_EVENT = b'event: close\ndata: {"type":"close","code":4008,"reason":"slow c
 SSE_END = f"{len(CLOSE_EVENT):x}\r\n".encode() + CLOSE_EVENT + b"\r\n0\r\n\r\n"
 
 
+async def _publish(bus: Bus, published: list[int]) -> None:
+    """32 KB messages on ticks.AAPL every PUBLISH_EVERY until cancelled, their seqs in ``published``."""
+    while True:
+        published.append(await bus.publish("md.ticks.AAPL", PAYLOAD))
+        await asyncio.sleep(PUBLISH_EVERY)  # pacing the rate, not waiting for anything
+
+
+@contextlib.asynccontextmanager
+async def _running(*work: Coroutine[Any, Any, None]) -> AsyncIterator[list[asyncio.Task[None]]]:
+    """``work`` as tasks for the block, cancelled and awaited when it ends."""
+    tasks = [asyncio.create_task(w) for w in work]
+    try:
+        yield tasks
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@contextlib.asynccontextmanager
+async def _small_window(gw: Gw) -> AsyncIterator[socket.socket]:
+    """A non-blocking socket connected to the gateway with a RECEIVE_BUFFER receive window."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)  # before connect: it sets the window
+    sock.setblocking(False)
+    try:
+        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", gw.port))
+        yield sock
+    finally:
+        sock.close()
+
+
 @contextlib.asynccontextmanager
 async def stalled_client(gw: Gw, *topics: str) -> AsyncIterator[socket.socket]:
     """A raw WebSocket that completes the handshake, subscribes, reads up to ``subscribed``
     and then never reads again."""
     loop = asyncio.get_running_loop()
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)  # before connect: it sets the window
-    sock.setblocking(False)
-    try:
-        await loop.sock_connect(sock, ("127.0.0.1", gw.port))
+    async with _small_window(gw) as sock:
         key = base64.b64encode(os.urandom(16)).decode()
         await loop.sock_sendall(sock, (
             f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{gw.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -62,19 +91,13 @@ async def stalled_client(gw: Gw, *topics: str) -> AsyncIterator[socket.socket]:
             while b'"subscribed"' not in received:
                 received += await loop.sock_recv(sock, 4096)
         yield sock
-    finally:
-        sock.close()
 
 
 @contextlib.asynccontextmanager
 async def stalled_sse_client(gw: Gw, *topics: str) -> AsyncIterator[socket.socket]:
     """A raw ``GET /sse`` that reads up to its ``subscribed`` event and then never reads again."""
     loop = asyncio.get_running_loop()
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)  # before connect: it sets the window
-    sock.setblocking(False)
-    try:
-        await loop.sock_connect(sock, ("127.0.0.1", gw.port))
+    async with _small_window(gw) as sock:
         await loop.sock_sendall(sock, (
             f"GET /sse?topics={','.join(topics)} HTTP/1.1\r\nHost: 127.0.0.1:{gw.port}\r\n"
             "Accept: text/event-stream\r\n\r\n"
@@ -85,8 +108,6 @@ async def stalled_sse_client(gw: Gw, *topics: str) -> AsyncIterator[socket.socke
                 received += await loop.sock_recv(sock, 4096)
         assert received.startswith(b"HTTP/1.1 200"), received
         yield sock
-    finally:
-        sock.close()
 
 
 async def _read_to_the_end(sock: socket.socket, end: bytes) -> bytes:
@@ -150,11 +171,6 @@ async def test_clients_that_stop_reading_are_closed_4008_after_the_stall_timeout
             while True:
                 seen.append((await healthy.expect("msg"))["seq"])
 
-        async def publish() -> None:
-            while True:
-                published.append(await bus.publish("md.ticks.AAPL", PAYLOAD))
-                await asyncio.sleep(PUBLISH_EVERY)  # pacing the rate, not waiting for anything
-
         async def metric(name: str) -> float:
             return _metric((await http.get("/metrics")).text, name)
 
@@ -164,9 +180,8 @@ async def test_clients_that_stop_reading_are_closed_4008_after_the_stall_timeout
         async def cut() -> bool:
             return await metric('tickwire_gateway_closes_total{code="4008"}') >= 2
 
-        reading, publishing = asyncio.create_task(read_healthy()), asyncio.create_task(publish())
-        started = time.monotonic()
-        try:
+        async with _running(read_healthy(), _publish(bus, published)) as (_, publishing):
+            started = time.monotonic()
             await eventually(queued, within=WITHIN, every=0.1, what="frames queued behind the stalled sockets")
             paused = time.monotonic() - started
             await eventually(cut, within=STALL_TIMEOUT + 4, every=0.1, what="both stalled clients closed 4008")
@@ -177,10 +192,6 @@ async def test_clients_that_stop_reading_are_closed_4008_after_the_stall_timeout
             await eventually(lambda: not _held(gw, never), within=CLOSE_TIMEOUT + 3, what="the unread socket let go")
             publishing.cancel()
             await eventually(lambda: len(seen) >= len(published), within=10, what="the healthy client's messages")
-        finally:
-            for task in (publishing, reading):
-                task.cancel()
-            await asyncio.gather(publishing, reading, return_exceptions=True)
     print(f"\nstalled sockets paused after {paused:.1f} s, closed 4008 after {took:.1f} s, "  # noqa: T201
           f"{len(published)} messages published")
     assert len(published) * len(json.dumps(PAYLOAD)) < OUTBOX_BYTES // 2  # far below the bound
@@ -216,20 +227,14 @@ async def test_sse_streams_that_stop_reading_end_4008_after_the_stall_timeout(
             while True:
                 seen.append((await healthy.expect("msg")).data["seq"])
 
-        async def publish() -> None:
-            while True:
-                published.append(await bus.publish("md.ticks.AAPL", PAYLOAD))
-                await asyncio.sleep(PUBLISH_EVERY)  # pacing the rate, not waiting for anything
-
         async def metric(name: str) -> float:
             return _metric((await http.get("/metrics")).text, name)
 
         async def cut() -> bool:
             return await metric("tickwire_gateway_write_stalls_total") >= 2
 
-        reading, publishing = asyncio.create_task(read_healthy()), asyncio.create_task(publish())
-        started = time.monotonic()
-        try:
+        async with _running(read_healthy(), _publish(bus, published)) as (_, publishing):
+            started = time.monotonic()
             await eventually(lambda: _write_paused(gw, later) and _write_paused(gw, never), within=WITHIN,
                              every=0.05, what="the stalled streams' transports paused")
             paused = time.monotonic() - started
@@ -242,10 +247,6 @@ async def test_sse_streams_that_stop_reading_end_4008_after_the_stall_timeout(
                              what="the unread stream let go")
             publishing.cancel()
             await eventually(lambda: len(seen) >= len(published), within=10, what="the healthy client's messages")
-        finally:
-            for task in (publishing, reading):
-                task.cancel()
-            await asyncio.gather(publishing, reading, return_exceptions=True)
     print(f"\nstalled SSE transports paused after {paused:.1f} s, streams cut after {took:.1f} s, "  # noqa: T201
           f"{len(published)} messages published")
     assert len(published) * len(json.dumps(PAYLOAD)) < OUTBOX_BYTES // 2  # far below the bound
