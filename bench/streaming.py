@@ -88,30 +88,31 @@ async def drain(pool: Pool, expected: int) -> None:
         await asyncio.sleep(0.1)
 
 
-async def _gateway_hops(stack: systems.Stack) -> dict[str, Any] | None:
-    """Tickwire's own per-hop split of the last 4,096 messages (``/api/latency``), for the profile."""
+async def _gateway_get(stack: systems.Stack, path: str) -> httpx.Response | None:
+    """``path`` of Tickwire's first gateway; None for another system or when it does not answer."""
     if stack.protocol != "tickwire":
         return None
-    front = stack.frontends[0]
     try:
         async with httpx.AsyncClient() as http:
-            reply = await http.get(f"http://127.0.0.1:{front.port}/api/latency", timeout=5)
-        hops: dict[str, Any] = reply.json().get("hops", {})
-        return hops
-    except (httpx.HTTPError, ValueError):
+            return await http.get(f"http://127.0.0.1:{stack.frontends[0].port}{path}", timeout=5)
+    except httpx.HTTPError:
         return None
+
+
+async def _gateway_hops(stack: systems.Stack) -> dict[str, Any] | None:
+    """Tickwire's own per-hop split of the last 4,096 messages (``/api/latency``), for the profile."""
+    reply = await _gateway_get(stack, "/api/latency")
+    try:
+        hops: dict[str, Any] | None = reply.json().get("hops", {}) if reply is not None else None
+    except ValueError:
+        return None
+    return hops
 
 
 async def _lag_buckets(stack: systems.Stack) -> dict[float, float] | None:
     """The gateway's event-loop lag histogram now (``/metrics``: cumulative counts by bound)."""
-    if stack.protocol != "tickwire":
-        return None
-    try:
-        async with httpx.AsyncClient() as http:
-            text = (await http.get(f"http://127.0.0.1:{stack.frontends[0].port}/metrics", timeout=5)).text
-    except httpx.HTTPError:
-        return None
-    return {float(le): float(count) for le, count in LAG_BUCKET.findall(text)}
+    reply = await _gateway_get(stack, "/metrics")
+    return None if reply is None else {float(le): float(count) for le, count in LAG_BUCKET.findall(reply.text)}
 
 
 def loop_lag(before: dict[float, float] | None, after: dict[float, float] | None) -> dict[str, float] | None:

@@ -26,6 +26,15 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
         return s.connect_ex((host, port)) == 0
 
 
+def two_free_ports() -> int:
+    """A port whose next one is free too: ``tickwire up --gateways 2`` takes both."""
+    for _ in range(50):
+        port = free_port()
+        if not port_in_use(port + 1):
+            return port
+    raise RuntimeError("no two consecutive free ports")
+
+
 def wait_for_port(port: int, timeout: float = 15.0, alive: Callable[[], bool] | None = None) -> None:
     """Until a TCP connect to 127.0.0.1:port succeeds; ``alive()`` false aborts early."""
     deadline = time.monotonic() + timeout

@@ -32,7 +32,7 @@ from tests.e2e.blocking_proxy import WebSocketBlockingProxy
 from tests.e2e.measure import CHART_SPAN, CLIPPED
 from tests.stack import ROOT, Service, Services
 from tickwire.chromium import CHROMIUM, CHROMIUM_ARGS
-from tickwire.localservers import free_port, port_in_use
+from tickwire.localservers import free_port, two_free_ports
 from tickwire.settings import SimulatorSettings
 from tickwire.simulator import run as simulate
 
@@ -97,15 +97,6 @@ async def open_page(browser: Browser, url: str, errors: list[str], requests: lis
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     await page.goto(url)
     return page
-
-
-def two_free_ports() -> int:
-    """A port whose next one is free too: `tickwire up --gateways 2` takes both."""
-    for _ in range(50):
-        port = free_port()
-        if not port_in_use(port + 1):
-            return port
-    raise RuntimeError("no two consecutive free ports")
 
 
 def pid_of(log: str, child: str) -> int:

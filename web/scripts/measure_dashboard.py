@@ -41,7 +41,7 @@ from typing import Any
 from playwright.async_api import CDPSession, Page, async_playwright
 
 from tickwire.chromium import CHROMIUM, CHROMIUM_ARGS
-from tickwire.localservers import free_port, port_in_use, wait_for_port
+from tickwire.localservers import two_free_ports, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_EVERY = 5.0
@@ -63,15 +63,6 @@ DURATIONS = ("TaskDuration", "ScriptDuration", "LayoutDuration", "RecalcStyleDur
 # What DevTools' Performance panel records, JavaScript samples included, so the file opens there.
 TRACE_CATEGORIES = ",".join(["devtools.timeline", "disabled-by-default-devtools.timeline", "blink.user_timing",
                              "disabled-by-default-v8.cpu_profiler", "v8.execute", "__metadata"])
-
-
-def two_free_ports() -> int:
-    """A port whose next one is free too: `tickwire up --gateways 2` takes both."""
-    for _ in range(50):
-        port = free_port()
-        if not port_in_use(port + 1):
-            return port
-    raise RuntimeError("no two consecutive free ports")
 
 
 def start_stack(rate: float, web_dir: Path, state: Path) -> tuple[subprocess.Popen[bytes], int]:
